@@ -1,0 +1,14 @@
+"""gunicorn settings; every value can be overridden from the environment."""
+import os
+
+bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads let a worker answer the development platform while it calls itself (JWKS, tokens).
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 20
+accesslog = os.environ.get("ACCESS_LOG", "-") or None
+errorlog = "-"
+# The app is created per worker (no preload): database connections are never shared across forks.
+preload_app = False
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,1 @@
+"""Operator pages: registrations, deployments, keys; local operators or LMS administrators."""
