@@ -33,8 +33,11 @@ def create_app(config: dict | None = None) -> Flask:
     _import_models()
 
     with app.app_context():
+        from .extensions import tune_sqlite
         from .shared_store import make_store
 
+        if db.engine.dialect.name == "sqlite":
+            tune_sqlite(db.engine)
         app.extensions["lms_bridge.store"] = make_store(app)
 
     from . import web

@@ -14,3 +14,18 @@ naming_convention = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
 migrate = Migrate()
+
+
+def tune_sqlite(engine) -> None:
+    """WAL journal and NORMAL sync: readers never block the writer and a commit costs no fsync,
+    which is what several gunicorn workers on one SQLite file need (durable across app crashes;
+    an OS crash may lose the last commits, acceptable for the embedded default)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()

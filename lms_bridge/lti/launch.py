@@ -367,12 +367,21 @@ def record_launch(launch: HardenedMessageLaunch) -> LaunchSession:
     if context is not None and user is not None:
         db.session.flush()
         _upsert(Membership, {"context_pk": context.id, "user_id": user.id}, {"roles": roles})
+    db.session.flush()
+    # Everything the post-launch pages show travels with the launch session: no queries there.
+    ids = {
+        "registration_id": reg.id, "deployment_pk": dep.id, "user_pk": user.id if user else None,
+        "context_pk": context.id if context else None, "resource_link_pk": link.id if link else None,
+    }
+    display = {
+        "platform": reg.name or reg.issuer,
+        "user_name": user.display_name if user else None, "given_name": user.given_name if user else None,
+        "context_title": (context.title or context.label or context.context_id) if context else None,
+        "context_label": context.label if context else None,
+        "link_title": link.title if link else None, "resource_link_id": link.resource_link_id if link else None,
+    }
     db.session.commit()
-    return create_launch_session(
-        registration_id=reg.id, deployment_pk=dep.id, user_pk=user.id if user else None,
-        context_pk=context.id if context else None, resource_link_pk=link.id if link else None,
-        message_type=message_type, roles=roles, claims=body,
-    )
+    return create_launch_session(message_type=message_type, roles=roles, claims=body, display=display, **ids)
 
 
 def launch(form: dict, binding: str | None) -> LaunchSession:

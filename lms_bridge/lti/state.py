@@ -69,6 +69,7 @@ class LaunchSession:
     message_type: str
     roles: list[str]
     claims: dict = field(repr=False)
+    display: dict = field(default_factory=dict)  # names and titles for pages, so they need no queries
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
-from ..extensions import db
 from ..lti.launch import C, DL
-from ..lti.models import Context, Registration, ResourceLink, User
 from ..lti.roles import RoleSet
 from ..lti.state import LaunchSession, load_launch_session
 
@@ -24,10 +22,6 @@ def launch_or_404(token: str) -> LaunchSession:
 def landing(token: str):
     launch = launch_or_404(token)
     role_set = RoleSet.of(launch.roles)
-    user = db.session.get(User, launch.user_pk) if launch.user_pk else None
-    context = db.session.get(Context, launch.context_pk) if launch.context_pk else None
-    link = db.session.get(ResourceLink, launch.resource_link_pk) if launch.resource_link_pk else None
-    registration = db.session.get(Registration, launch.registration_id)
     if launch.message_type == "LtiDeepLinkingRequest":
         view = "deep_linking"
     elif role_set.is_instructor:
@@ -35,8 +29,7 @@ def landing(token: str):
     else:
         view = "learner"
     return render_template(
-        "player/landing.html", launch=launch, roles=role_set, user=user, context=context, link=link,
-        registration=registration, view=view, custom=launch.claims.get(C + "custom") or {},
+        "player/landing.html", launch=launch, roles=role_set, view=view, d=launch.display,
         deep_linking=launch.claims.get(DL + "deep_linking_settings") or {},
         presentation=launch.claims.get(C + "launch_presentation") or {},
     )
