@@ -23,6 +23,7 @@ Every failure is a :class:`~lms_bridge.lti.errors.LaunchError` with a code and s
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import time
@@ -38,6 +39,7 @@ from flask import current_app
 
 from ..extensions import db
 from ..http_client import session as http_session
+from ..shared_store import store
 from . import keys
 from .errors import ADMIN_HINT, RELAUNCH_HINT, bad_request, forbidden, untrusted
 from .models import Context, Deployment, Membership, Registration, ResourceLink, User
@@ -333,12 +335,31 @@ def _upsert(model, lookup: dict, values: dict):
     return obj
 
 
+RECORDED_PREFIX = "recorded:"
+RECORDED_TTL = 3600
+# The claims that record_launch copies into the database: when none changed since the last launch,
+# the rows are up to date and their ids come from the shared store instead of four queries.
+_RECORDED_CLAIMS = ("sub", "name", "given_name", "family_name", "email", "locale", C + "context", C + "resource_link",
+                    C + "custom", C + "roles", AGS_CLAIM, NRPS_CLAIM)
+
+
+def _recorded_key(reg: Registration, dep: Deployment, body: dict) -> str:
+    material = json.dumps([reg.id, dep.id, reg.name, reg.issuer] + [body.get(k) for k in _RECORDED_CLAIMS],
+                          sort_keys=True, default=str)
+    return RECORDED_PREFIX + hashlib.sha256(material.encode()).hexdigest()
+
+
 def record_launch(launch: HardenedMessageLaunch) -> LaunchSession:
     """Record who launched from where (User, Context, Membership, ResourceLink) and open a launch session."""
     body = launch.get_launch_data()
     reg, dep = launch.registration, launch.deployment
     roles = normalize(body.get(C + "roles"))
     message_type = body[C + "message_type"]
+    recorded_key = _recorded_key(reg, dep, body)
+    recorded = store().get(recorded_key)
+    if recorded is not None:
+        db.session.rollback()  # nothing to write: end the read transaction
+        return create_launch_session(message_type=message_type, roles=roles, claims=body, **recorded)
     user = None
     if body.get("sub"):
         user = _upsert(User, {"registration_id": reg.id, "sub": str(body["sub"])}, {
@@ -381,6 +402,7 @@ def record_launch(launch: HardenedMessageLaunch) -> LaunchSession:
         "link_title": link.title if link else None, "resource_link_id": link.resource_link_id if link else None,
     }
     db.session.commit()
+    store().put(recorded_key, {"display": display, **ids}, RECORDED_TTL)
     return create_launch_session(message_type=message_type, roles=roles, claims=body, display=display, **ids)
 
 
