@@ -128,7 +128,6 @@ def _read_key_set(text: str) -> dict:
 
 
 def _describe(reg) -> dict:
-    from flask import url_for
 
     return {
         "id": reg.id, "name": reg.name, "issuer": reg.issuer, "client_id": reg.client_id,

@@ -30,12 +30,11 @@ import time
 from urllib.parse import urlsplit
 
 import jwt
+from flask import current_app
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
 from pylti1p3.message_validators import get_validators
 from sqlalchemy.exc import IntegrityError
-
-from flask import current_app
 
 from ..extensions import db
 from ..http_client import session as http_session
@@ -44,7 +43,7 @@ from . import keys
 from .errors import ADMIN_HINT, RELAUNCH_HINT, bad_request, forbidden, untrusted
 from .models import Context, Deployment, Membership, Registration, ResourceLink, User
 from .roles import normalize
-from .state import LaunchSession, create_launch_session, consume_nonce, take_state
+from .state import LaunchSession, consume_nonce, create_launch_session, take_state
 from .tool_config import DatabaseToolConf
 
 C = "https://purl.imsglobal.org/spec/lti/claim/"

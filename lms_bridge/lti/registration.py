@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, url_for
+from flask import current_app
 
 from ..extensions import db
 from ..http_client import OutboundError, get_json, post_json

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-from flask import Blueprint, current_app, jsonify, make_response, redirect, render_template, request, url_for
-
 from urllib.parse import urlsplit
 
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+
 from ..extensions import db
-from ..web import error_page, log_event, public_url, support_reference
+from ..web import error_page, log_event, support_reference
 from . import keys
 from .errors import LaunchError
 from .launch import launch as run_launch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template
 
-from ..lti.launch import C, DL
+from ..lti.launch import DL, C
 from ..lti.roles import RoleSet
 from ..lti.state import LaunchSession, load_launch_session
 

@@ -8,7 +8,7 @@ import secrets
 import requests
 
 from tests.integration.test_keys_and_state import flask_cmd
-from tests.support.platform import LEARNER, SimPlatform, error_code
+from tests.support.platform import LEARNER, SimPlatform
 
 
 def csrf(page: str) -> str:
