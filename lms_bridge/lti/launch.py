@@ -109,10 +109,10 @@ class HardenedMessageLaunch(MessageLaunch):
         if not isinstance(header, dict) or not isinstance(body, dict):
             raise bad_request("malformed_jwt", "The id_token header or payload is not a JSON object.")
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGS:
             raise untrusted("alg_not_allowed", f"The id_token is signed with {alg!r}; only RS256/RS384/RS512 are accepted.",
                             ADMIN_HINT)
-        if not header.get("kid"):
+        if not header.get("kid") or not isinstance(header["kid"], str):
             raise untrusted("missing_kid", "The id_token header has no 'kid', so its signing key cannot be found.", ADMIN_HINT)
         self._jwt = {"header": header, "body": body}
         return self

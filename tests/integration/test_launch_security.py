@@ -103,6 +103,29 @@ def test_not_a_jwt(live_server, platform):
     refused(platform.post_launch(http, state, "a.b.c"), 400, "malformed_jwt")
 
 
+def test_hostile_jwt_shapes(live_server, platform):
+    import base64
+    import json as _json
+
+    def b64(obj):
+        return base64.urlsafe_b64encode(_json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    cases = [
+        (b64({"alg": ["RS256"], "kid": "x"}) + "." + b64({}) + ".sig", 401, "alg_not_allowed"),
+        (b64({"alg": "RS256", "kid": 7}) + "." + b64({}) + ".sig", 401, "missing_kid"),
+        (b64(["not", "an", "object"]) + "." + b64({}) + ".sig", 400, "malformed_jwt"),
+        (b64({"alg": "RS256", "kid": "x"}) + ".%%%." + "sig", 400, "malformed_jwt"),
+    ]
+    for token, status, code in cases:
+        http = requests.Session()
+        state, _ = platform.login_state(http)
+        refused(platform.post_launch(http, state, token), status, code)
+    # Claims of the wrong type are refused, never a server error.
+    refused(platform.launch(exp="tomorrow"), 401, "invalid_token")
+    refused(platform.launch(lti_roles="Learner"), 400, "bad_roles")
+    refused(platform.launch(lti_resource_link="link-1"), 400, "missing_resource_link")
+
+
 def test_missing_state_and_unknown_state(live_server, platform):
     http = requests.Session()
     state, nonce = platform.login_state(http)
