@@ -52,9 +52,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(player_bp)
     app.register_blueprint(admin_bp)
     if app.config["DEVPLATFORM_ENABLED"]:
+        from .devplatform.cli import register_cli as register_devplatform_cli
         from .devplatform.views import bp as dev_bp
 
         app.register_blueprint(dev_bp)
+        register_devplatform_cli(app)
 
     from .cli import register_cli
 

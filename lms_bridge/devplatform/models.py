@@ -62,3 +62,28 @@ class DevScore(db.Model):
     timestamp = db.Column(db.String(40), nullable=False)
     comment = db.Column(db.Text, nullable=True)
     received_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class DevResourceLink(db.Model):
+    """An activity placed in the course: the platform's resource link (LTI Core §5.3.5).
+
+    ``resource_link_id`` sent in launches is the row id as a string (Moodle sends the
+    activity's instance id).  Each link has its own gradebook column (``line_item_id``),
+    which is the ``lineitem`` of its launches (AGS §3.1).
+    """
+
+    __tablename__ = "dev_resource_link"
+
+    id = db.Column(db.Integer, primary_key=True)
+    client_id = db.Column(db.String(255), nullable=False, index=True)
+    context_id = db.Column(db.String(255), nullable=False)
+    title = db.Column(db.String(500), nullable=False)
+    text = db.Column(db.Text, nullable=True)
+    target_link_uri = db.Column(db.String(1000), nullable=False)
+    custom = db.Column(db.JSON, nullable=False, default=dict)
+    line_item_id = db.Column(db.Integer, db.ForeignKey("dev_line_item.id", ondelete="SET NULL"), nullable=True)
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    @property
+    def resource_link_id(self) -> str:
+        return str(self.id)

@@ -4,9 +4,9 @@ Tool keys live in the database so every worker and host signs with the same key.
 key objects are cached per process by ``kid``: a kid's key material never changes, so this
 cache holds no state that could diverge between workers.
 
-Platform key sets are cached in the shared store with a TTL and re-fetched once, at most
-every ``REFETCH_INTERVAL`` seconds, when a launch names a ``kid`` the cached set lacks
-(platforms such as Brightspace rotate hourly).
+Platform key sets are cached in the shared store with a TTL and re-fetched once when a launch
+names a ``kid`` the cached set lacks (platforms such as Brightspace rotate hourly), within a
+per-platform budget of re-fetches.
 """
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from ..shared_store import store
 from .models import Registration, ToolKey, utcnow
 
 MIN_KEY_BITS = 2048
-REFETCH_INTERVAL = 30  # seconds between forced re-fetches of one platform key set
+# An unknown kid re-fetches the platform's key set at once, but at most REFETCH_LIMIT times per
+# REFETCH_WINDOW seconds per key set, so forged kids cannot make the tool hammer a platform.
+REFETCH_LIMIT = 5
+REFETCH_WINDOW = 60
 _private_keys: dict[str, rsa.RSAPrivateKey] = {}
 
 
@@ -155,7 +158,7 @@ def platform_key(registration: Registration, kid: str) -> dict:
         if jwk is not None:
             return jwk
         # Unknown kid: the platform may have rotated. Re-fetch, but not on every forged kid.
-        if not store().add("jwks-refetch:" + _cache_key(url), 1, REFETCH_INTERVAL):
+        if store().incr("jwks-refetch:" + _cache_key(url), REFETCH_WINDOW) > REFETCH_LIMIT:
             raise PlatformKeyError("unknown_kid", f"No key with kid {kid!r} in the platform's key set")
     jwk = _find(_fetch(url), kid)
     if jwk is None:

@@ -1,8 +1,8 @@
-"""LTI core: registrations, deployments, contexts, users, keys, shared state, dev platform
+"""initial schema
 
-Revision ID: 1b290e472e2d
+Revision ID: af683b03ae28
 Revises: 
-Create Date: 2026-11-21 06:11:25.172356
+Create Date: 2026-11-21 06:19:53.616952
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '1b290e472e2d'
+revision = 'af683b03ae28'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -107,6 +107,22 @@ def upgrade():
     with op.batch_alter_table('shared_state', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shared_state_expires_at'), ['expires_at'], unique=False)
 
+    op.create_table('dev_resource_link',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('client_id', sa.String(length=255), nullable=False),
+    sa.Column('context_id', sa.String(length=255), nullable=False),
+    sa.Column('title', sa.String(length=500), nullable=False),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('target_link_uri', sa.String(length=1000), nullable=False),
+    sa.Column('custom', sa.JSON(), nullable=False),
+    sa.Column('line_item_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['line_item_id'], ['dev_line_item.id'], name=op.f('fk_dev_resource_link_line_item_id_dev_line_item'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_dev_resource_link'))
+    )
+    with op.batch_alter_table('dev_resource_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dev_resource_link_client_id'), ['client_id'], unique=False)
+
     op.create_table('dev_score',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('line_item_id', sa.Integer(), nullable=False),
@@ -202,6 +218,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_dev_score_line_item_id'))
 
     op.drop_table('dev_score')
+    with op.batch_alter_table('dev_resource_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dev_resource_link_client_id'))
+
+    op.drop_table('dev_resource_link')
     with op.batch_alter_table('shared_state', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_shared_state_expires_at'))
 
