@@ -15,7 +15,10 @@ def tool_frame(page):
 
 
 def wait_for_view(frame, timeout=15000):
-    frame.wait_for_selector("#launch-view", timeout=timeout)
+    try:
+        frame.wait_for_selector("#launch-view", timeout=timeout)
+    except Exception as exc:  # say where the launch got stuck
+        raise AssertionError(f"no launch view at {frame.url}:\n{frame.content()[:3000]}") from exc
     return frame.get_attribute("#launch-view", "data-view")
 
 
