@@ -28,7 +28,7 @@ migrate: setup
 	$(BIN)/flask ensure-key
 
 run: migrate
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask devplatform-setup || true
+	-@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask devplatform-setup >/dev/null
 	@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask tool-config
 	@echo "lms_bridge:            http://$(HOST):$(PORT)/"
 	@echo "Admin pages:           http://$(HOST):$(PORT)/admin/  (flask --app wsgi create-operator NAME)"
