@@ -23,7 +23,7 @@ from flask import current_app
 from ..extensions import db
 from ..http_client import OutboundError, get_json
 from ..shared_store import store
-from .models import Registration, ToolKey, utcnow
+from .models import ToolKey, utcnow
 
 MIN_KEY_BITS = 2048
 # An unknown kid re-fetches the platform's key set at once, but at most REFETCH_LIMIT times per
@@ -142,7 +142,7 @@ def _find(key_set: dict, kid: str) -> dict | None:
     return None
 
 
-def platform_key(registration: Registration, kid: str) -> dict:
+def platform_key(registration, kid: str) -> dict:
     """The platform's public JWK for ``kid``, re-fetching the key set once on an unknown kid."""
     if registration.key_set:
         jwk = _find(registration.key_set, kid)

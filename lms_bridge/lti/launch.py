@@ -39,9 +39,10 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..http_client import session as http_session
 from ..shared_store import store
-from . import keys
+from . import directory, keys
+from .directory import DeploymentInfo, RegistrationInfo
 from .errors import ADMIN_HINT, RELAUNCH_HINT, bad_request, forbidden, untrusted
-from .models import Context, Deployment, Membership, Registration, ResourceLink, User
+from .models import Context, Deployment, Membership, ResourceLink, User
 from .roles import normalize
 from .state import LaunchSession, consume_nonce, create_launch_session, take_state
 from .tool_config import DatabaseToolConf
@@ -78,7 +79,7 @@ class HardenedMessageLaunch(MessageLaunch):
         self._form = form
         self._binding = binding  # the browser's proof: cookie value or platform storage value
         self._state_record: dict | None = None
-        self._db_registration: Registration | None = None
+        self._db_registration: RegistrationInfo | None = None
         self._db_deployment: Deployment | None = None
 
     def _get_request_param(self, key):
@@ -137,7 +138,7 @@ class HardenedMessageLaunch(MessageLaunch):
     # 3 ---------------------------------------------------------------------------------
     def validate_registration(self):
         body = self._jwt["body"]
-        reg = db.session.get(Registration, self._state_record["registration_id"])
+        reg = directory.registration(self._state_record["registration_id"])
         if reg is None or not reg.active:
             raise forbidden("unknown_registration", "The platform's registration no longer exists or is inactive.", ADMIN_HINT)
         iss = body.get("iss")
@@ -288,32 +289,27 @@ class HardenedMessageLaunch(MessageLaunch):
 
     # -- results ------------------------------------------------------------------------
     @property
-    def registration(self) -> Registration:
+    def registration(self) -> RegistrationInfo:
         return self._db_registration
 
     @property
-    def deployment(self) -> Deployment:
+    def deployment(self) -> DeploymentInfo:
         return self._db_deployment
 
 
-def _deployment(reg: Registration, deployment_id: str) -> Deployment:
-    dep = db.session.execute(
-        db.select(Deployment).filter_by(registration_id=reg.id, deployment_id=deployment_id)
-    ).scalar_one_or_none()
+def _deployment(reg: RegistrationInfo, deployment_id: str) -> DeploymentInfo:
+    dep = directory.deployment(reg.id, deployment_id)
     if dep is not None:
         return dep
-    dep = Deployment(registration_id=reg.id, deployment_id=deployment_id, active=reg.auto_activate_deployments,
+    new = Deployment(registration_id=reg.id, deployment_id=deployment_id, active=reg.auto_activate_deployments,
                      name=f"Deployment {deployment_id}")
     try:
         with db.session.begin_nested():
-            db.session.add(dep)
+            db.session.add(new)
         db.session.commit()
     except IntegrityError:  # another worker recorded it first
         db.session.rollback()
-        dep = db.session.execute(
-            db.select(Deployment).filter_by(registration_id=reg.id, deployment_id=deployment_id)
-        ).scalar_one()
-    return dep
+    return directory.deployment(reg.id, deployment_id)
 
 
 def _upsert(model, lookup: dict, values: dict):
@@ -342,7 +338,7 @@ _RECORDED_CLAIMS = ("sub", "name", "given_name", "family_name", "email", "locale
                     C + "custom", C + "roles", AGS_CLAIM, NRPS_CLAIM)
 
 
-def _recorded_key(reg: Registration, dep: Deployment, body: dict) -> str:
+def _recorded_key(reg: RegistrationInfo, dep: DeploymentInfo, body: dict) -> str:
     material = json.dumps([reg.id, dep.id, reg.name, reg.issuer] + [body.get(k) for k in _RECORDED_CLAIMS],
                           sort_keys=True, default=str)
     return RECORDED_PREFIX + hashlib.sha256(material.encode()).hexdigest()

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..extensions import db
 from ..web import public_host, public_url
+from . import directory
+from .directory import RegistrationInfo
 from .errors import bad_request, forbidden
-from .models import Registration
 from .state import new_state
 
 
@@ -23,7 +23,7 @@ class LoginResult:
     state: str
     binding: str
     nonce: str
-    registration: Registration
+    registration: RegistrationInfo
     storage_target: str | None
 
     @property
@@ -32,27 +32,20 @@ class LoginResult:
         return f"{parts.scheme}://{parts.netloc}"
 
 
-def find_registration(iss: str, client_id: str | None, registration_id: int | None) -> Registration:
-    q = db.select(Registration).where(Registration.issuer == iss)
+def find_registration(iss: str, client_id: str | None, registration_id: int | None) -> RegistrationInfo:
     if registration_id is not None:
-        reg = db.session.get(Registration, registration_id)
+        reg = directory.registration(registration_id)
         if reg is None or reg.issuer != iss:
             raise forbidden("unknown_registration", f"No registration {registration_id} for platform {iss!r}.",
                             "Check the login URL configured in the LMS.")
         if client_id and reg.client_id != client_id:
             raise forbidden("unknown_client", f"Client id {client_id!r} does not belong to registration {registration_id}.")
-    elif client_id:
-        reg = db.session.execute(q.where(Registration.client_id == client_id)).scalar_one_or_none()
-        if reg is None:
-            known = db.session.execute(q.limit(1)).first() is not None
-            if known:
+    else:
+        regs = directory.registrations_for(iss, client_id)
+        if not regs:
+            if client_id and directory.issuer_known(iss):
                 raise forbidden("unknown_client", f"Platform {iss!r} is registered, but not with client id {client_id!r}.",
                                 "Register this client id in lms_bridge, or use Dynamic Registration.")
-            raise forbidden("unknown_platform", f"The platform {iss!r} is not registered with this tool.",
-                            "An administrator must register the platform first (Dynamic Registration or `flask register-platform`).")
-    else:
-        regs = db.session.execute(q.limit(2)).scalars().all()
-        if not regs:
             raise forbidden("unknown_platform", f"The platform {iss!r} is not registered with this tool.",
                             "An administrator must register the platform first (Dynamic Registration or `flask register-platform`).")
         if len(regs) > 1:
@@ -103,7 +96,7 @@ def initiate_login(params: dict, registration_id: int | None = None) -> LoginRes
                        storage_target)
 
 
-def auth_request_url(reg: Registration, state: str, record: dict) -> str:
+def auth_request_url(reg: RegistrationInfo, state: str, record: dict) -> str:
     """The OIDC authentication request (Security Framework §5.1.1.2), sent to the platform."""
     return _with_query(reg.auth_login_url, {
         "scope": "openid",

@@ -6,13 +6,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
-from ..extensions import db
 from ..web import error_page, log_event, support_reference
-from . import keys
+from . import directory, keys
 from .errors import LaunchError
 from .launch import launch as run_launch
 from .login import auth_request_url, initiate_login
-from .models import Registration
 from .registration import RegistrationError, register_dynamically, tool_urls
 from .state import park_pending, peek_state, take_pending, update_state
 
@@ -68,7 +66,7 @@ def login_cookie_fallback():
                           code="unknown_state")
     record["storage"] = "cookie"
     update_state(state, record)
-    reg = db.session.get(Registration, record["registration_id"])
+    reg = directory.registration(record["registration_id"])
     resp = redirect(auth_request_url(reg, state, record), 302)
     resp.set_cookie(STATE_COOKIE + state, record["binding"], max_age=current_app.config["LTI_STATE_TTL"],
                     httponly=True, path="/lti/", **_cookie_attrs())
@@ -111,7 +109,7 @@ def launch():
 
 
 def _platform_origin(record: dict) -> str:
-    reg = db.session.get(Registration, record["registration_id"])
+    reg = directory.registration(record["registration_id"])
     parts = urlsplit(reg.auth_login_url)
     return f"{parts.scheme}://{parts.netloc}"
 

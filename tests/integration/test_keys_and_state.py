@@ -123,3 +123,26 @@ def test_launch_token_expires_and_is_opaque(live_server):
     page = requests.get(live_server.url + resp.headers["Location"])
     assert page.status_code == 200
     assert requests.get(live_server.url + "/launch/not-a-real-token").status_code == 404
+
+
+def test_registration_changes_reach_every_worker_at_once(live_server):
+    """Registrations are cached in the shared store; a committed change invalidates the cache everywhere."""
+    platform = SimPlatform(live_server)
+    for _ in range(4):  # warm the cache on both workers
+        assert platform.launch().status_code == 303
+    from lms_bridge.extensions import db
+    from lms_bridge.lti.models import Deployment, Registration
+
+    with live_server.app.app_context():
+        dep = db.session.execute(db.select(Deployment).filter_by(registration_id=platform.registration_id)).scalar_one()
+        dep.active = False
+        db.session.commit()
+    for _ in range(4):
+        resp = platform.launch()
+        assert resp.status_code == 403 and error_code(resp) == "deployment_inactive"
+    with live_server.app.app_context():
+        db.session.get(Registration, platform.registration_id).active = False
+        db.session.commit()
+    for _ in range(4):
+        resp = platform.login(requests.Session())
+        assert resp.status_code == 403 and error_code(resp) == "registration_inactive"
