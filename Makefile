@@ -28,6 +28,7 @@ migrate: setup
 	$(BIN)/flask ensure-key
 
 run: migrate
+	$(BIN)/flask import-packages mooc_packages
 	-@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask devplatform-setup >/dev/null
 	@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask tool-config
 	@echo "lms_bridge:            http://$(HOST):$(PORT)/"

@@ -51,6 +51,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(lti_bp)
     app.register_blueprint(player_bp)
     app.register_blueprint(admin_bp)
+    from .api import bp as api_bp
+    from .packages.content import bp as content_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(content_bp)
     if app.config["DEVPLATFORM_ENABLED"]:
         from .devplatform.cli import register_cli as register_devplatform_cli
         from .devplatform.views import bp as dev_bp
@@ -84,3 +89,4 @@ def _import_models() -> None:
     from .admin import models as _admin  # noqa: F401
     from .devplatform import models as _dev  # noqa: F401
     from .lti import models as _lti  # noqa: F401
+    from .packages import models as _packages  # noqa: F401

@@ -86,4 +86,10 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SECURE": production,
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", str(512 * 1024 * 1024))),
+        # Course packages: where their files are stored (default instance/packages), and the
+        # separate origin package content is served from in production (lms_bridge/packages/content.py).
+        "PACKAGE_STORAGE_DIR": os.environ.get("PACKAGE_STORAGE_DIR") or None,
+        "CONTENT_BASE_URL": (os.environ.get("CONTENT_BASE_URL") or "").rstrip("/") or None,
+        # Extra CSP frame-ancestors sources for package content (e.g. https://*.instructure.com).
+        "CONTENT_FRAME_ANCESTORS": os.environ.get("CONTENT_FRAME_ANCESTORS", ""),
     }

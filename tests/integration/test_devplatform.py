@@ -237,7 +237,7 @@ def test_setup_command_is_idempotent(live_server, registered):
         from lms_bridge.lti.models import Registration
         from lms_bridge.devplatform.models import DevClient, DevResourceLink
 
-        return (db.session.query(Registration).filter_by(issuer=issuer(live_server)).count(),
+        return (db.session.query(Registration).filter_by(issuer=issuer(live_server), client_id=CLIENT_ID).count(),
                 db.session.query(DevClient).filter_by(client_id=CLIENT_ID).count(),
                 db.session.query(DevResourceLink).filter_by(client_id=CLIENT_ID).count() >= 1)
 
