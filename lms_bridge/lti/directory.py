@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 
+from flask import g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -53,8 +54,14 @@ class DeploymentInfo:
 
 
 def _generation() -> int:
+    # Read once per request: a launch looks up its registration and deployment in one go.
+    if has_request_context() and "directory_generation" in g:
+        return g.directory_generation
     value = store().get(GENERATION_KEY)
-    return int(value) if value is not None else 0
+    generation = int(value) if value is not None else 0
+    if has_request_context():
+        g.directory_generation = generation
+    return generation
 
 
 def _caching() -> bool:
@@ -124,7 +131,9 @@ def deployment(registration_id: int, deployment_id: str) -> DeploymentInfo | Non
 def invalidate() -> None:
     """Make every cached entry obsolete on every worker (call after committing a change)."""
     if _caching():
-        store().incr(GENERATION_KEY, GENERATION_TTL)
+        generation = store().incr(GENERATION_KEY, GENERATION_TTL)
+        if has_request_context():
+            g.directory_generation = generation
 
 
 # Any committed change to registrations or deployments, wherever it is made, invalidates the cache.
