@@ -90,3 +90,4 @@ def _import_models() -> None:
     from .devplatform import models as _dev  # noqa: F401
     from .lti import models as _lti  # noqa: F401
     from .packages import models as _packages  # noqa: F401
+    from .player import models as _player  # noqa: F401

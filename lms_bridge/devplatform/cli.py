@@ -41,6 +41,30 @@ def register_cli(app) -> None:
                 "signing_kid": platform.current_key().kid,
             }, indent=2))
 
+    @app.cli.command("devplatform-place-link")
+    @click.option("--title", required=True, help="The activity's title in the platform's course.")
+    @click.option("--custom", "custom", multiple=True, metavar="KEY=VALUE",
+                  help="A custom parameter sent with every launch of the link, e.g. course=3 (repeatable).")
+    @click.option("--base-url", default=None, help="The tool's public base URL (as for devplatform-setup).")
+    def devplatform_place_link(title, custom, base_url):
+        """Place an activity (resource link) in the development course, with custom parameters."""
+        from ..extensions import db
+        from . import platform
+        from .views import parse_custom
+
+        with _context(base_url):
+            client = platform.ensure_registered()
+            try:
+                params = parse_custom("\n".join(custom))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--custom")
+            link = platform.place_link(client, title=title, target_link_uri=client.tool_configuration["target_link_uri"],
+                                       custom=params)
+            db.session.commit()
+            click.echo(json.dumps({"resource_link_id": link.resource_link_id, "title": link.title, "custom": link.custom,
+                                   "launch": platform.platform_url("devplatform.launch", link=link.resource_link_id,
+                                                                   user="learner")}, indent=2))
+
     @app.cli.command("devplatform-rotate-key")
     def devplatform_rotate_key():
         """Give the development platform a new signing key (the old ones stay published)."""

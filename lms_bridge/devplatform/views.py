@@ -111,6 +111,44 @@ def launch():
     )))
 
 
+def parse_custom(text: str) -> dict:
+    """``key=value`` lines (or ``;``-separated pairs) into LTI custom parameters (LTI Core §5.4.6)."""
+    custom: dict[str, str] = {}
+    for part in (text or "").replace(";", "\n").splitlines():
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{part.strip()!r} is not key=value")
+        custom[key.strip()] = value.strip()
+    return custom
+
+
+@bp.post("/links")
+def place_link():
+    """Place an activity in the course, with custom parameters (e.g. ``course=3`` for the tool's
+    player), as an LMS teacher would when adding an external tool activity by hand."""
+    check_csrf()
+    client = platform.client_by_id(request.form.get("client") or platform.DEV_CLIENT_ID)
+    if client is None:
+        abort(404)
+    title = (request.form.get("title") or "").strip()[:500]
+    try:
+        custom = parse_custom(request.form.get("custom", ""))
+    except ValueError as exc:
+        flash(f"Custom parameters: {exc}.", "error")
+        return redirect(url_for("devplatform.home", client=client.client_id))
+    if not title:
+        flash("The activity needs a title.", "error")
+        return redirect(url_for("devplatform.home", client=client.client_id))
+    target = (client.tool_configuration or {}).get("target_link_uri") or platform.deep_linking_target(client)
+    link = platform.place_link(client, title=title, target_link_uri=target, custom=custom)
+    db.session.commit()
+    log_event("devplatform.link.placed", client_id=client.client_id, link=link.id, custom=custom)
+    flash(f"Activity \u201c{title}\u201d placed (resource link {link.resource_link_id}).", "ok")
+    return redirect(url_for("devplatform.home", client=client.client_id))
+
+
 @bp.get("/storage-frame")
 def storage_frame():
     """The platform side of LTI Platform Storage (the ``post_message_forwarding`` frame)."""
