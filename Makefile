@@ -55,7 +55,6 @@ bench: setup-dev
 	$(BIN)/python benchmarks/launch_bench.py
 	$(BIN)/python benchmarks/launch_bench.py --backend postgres
 	$(BIN)/python benchmarks/progress_bench.py
-	$(BIN)/python benchmarks/import_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
