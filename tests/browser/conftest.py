@@ -41,6 +41,7 @@ def browser(playwright):
 @pytest.fixture
 def page(browser):
     context = browser.new_context()
+    context.set_default_timeout(20000)
     page = context.new_page()
     yield page
     context.close()
@@ -57,6 +58,7 @@ def blocked_cookies_page(playwright):
     context = playwright.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True,
         args=ARGS + ["--test-third-party-cookie-phaseout"])
+    context.set_default_timeout(20000)
     page = context.pages[0] if context.pages else context.new_page()
     yield page
     context.close()
