@@ -34,6 +34,7 @@ run: migrate
 	@echo "lms_bridge:            http://$(HOST):$(PORT)/"
 	@echo "Admin pages:           http://$(HOST):$(PORT)/admin/  (flask --app wsgi create-operator NAME)"
 	@echo "Development platform:  http://localhost:$(PORT)/devplatform/"
+	@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} BIND=$(HOST):$(PORT) $(BIN)/python -c 'from lms_bridge.config import content_origin as c; o = c(); print("Package content:       " + (o.base_url + "/content/  (an origin of its own)" if o.base_url else "the tool origin: " + o.note))' || true
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 # Debian's chromium drives the browser tests (Playwright cannot download its own browser here).
@@ -55,6 +56,7 @@ bench: setup-dev
 	$(BIN)/python benchmarks/launch_bench.py
 	$(BIN)/python benchmarks/launch_bench.py --backend postgres
 	$(BIN)/python benchmarks/progress_bench.py
+	$(BIN)/python benchmarks/import_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -1,7 +1,14 @@
 """gunicorn settings; every value can be overridden from the environment."""
 import os
 
-bind = os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+from lms_bridge.config import content_bind
+
+bind = [os.environ.get("BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")]
+# Package content on its own origin: in development a second loopback address of this machine
+# (http://[::1]:PORT, see lms_bridge/config.py content_origin), listened on by the same server.
+_content_bind = content_bind()
+if _content_bind:
+    bind.append(_content_bind)
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads let a worker answer the development platform while it calls itself (JWKS, tokens).
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

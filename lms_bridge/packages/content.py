@@ -13,9 +13,14 @@ Every response carries:
 * ``Content-Security-Policy``: ``default-src 'self'``; scripts and styles from the content's own
   origin plus ``'unsafe-inline'`` (SCORM and cmi5 content is full of inline script; no
   ``'unsafe-eval'``); images, media and fonts also from ``data:``/``blob:``; ``connect-src 'self'``
-  (no fetch or XHR to other origins); ``object-src 'none'``; ``base-uri``/``form-action 'self'``;
-  ``frame-ancestors`` the tool's origin and the origins of registered platforms (see below);
-* ``Cross-Origin-Resource-Policy: same-origin``: other sites cannot embed the files;
+  (no fetch or XHR to other origins), plus the tool's origin for cmi5 packages, whose AUs talk
+  to the tool's xAPI endpoints; ``object-src 'none'``; ``base-uri``/``form-action 'self'``;
+  ``frame-ancestors`` the content origin itself (the SCORM runtime page frames SCOs), the tool's
+  origin and the origins of registered platforms (see below);
+* ``Cross-Origin-Resource-Policy``: ``cross-origin`` when content has its own origin (the player
+  page, on the tool's origin and often on another site, shows native lessons' images and media
+  from it; the files are public anyway: served to anyone without credentials), ``same-origin``
+  when content shares the tool's origin;
 * ``Cache-Control: public, max-age=3600`` with ETag/Last-Modified revalidation and Range support
   (a version's files never change; ids are never reused);
 * ``Referrer-Policy: no-referrer`` (set for every response by :mod:`lms_bridge.web`).
@@ -29,27 +34,34 @@ Canvas cloud, whose frames are on each school's own domain).
 
 Origins: cookies and launch tokens
 ----------------------------------
-Content must never read the tool's cookies or launch tokens. The player shows it in a sandboxed
-iframe, and what the sandbox can promise depends on where content is served from:
+Content must never read the tool's cookies or launch tokens, so by default it is served from an
+origin of its own (:func:`lms_bridge.config.content_origin` decides which):
 
-* ``CONTENT_BASE_URL`` unset (the default, for development and for packages the operator trusts):
-  content is served from the tool's own origin under ``/content/``. A sandbox without
-  ``allow-same-origin`` gives it an opaque origin (no cookies, no access to the player page), but
-  then the SCORM API in the parent frame is unreachable and ``Cross-Origin-Resource-Policy:
-  same-origin`` blocks the content's own scripts and images; with ``allow-same-origin`` the
-  content is same-origin with the tool and could read the player page and call the tool with the
-  operator's cookie.
-* ``CONTENT_BASE_URL=https://content.example.org`` (production): a second host name for the same
-  application, on another site or at least another origin. Content is then served ONLY on that
-  host (``/content/`` on the tool's host answers 404, and the content host answers 404 for
-  everything else), the player can use ``allow-same-origin`` safely (the content origin holds no
-  tool cookie: they are host-only), and the tool's cookies, session and launch tokens stay on the
-  tool origin. ``PUBLIC_BASE_URL`` must be set too, so ``frame-ancestors`` names the tool.
+* ``CONTENT_BASE_URL=https://content.example.org`` (required in production): a second host name
+  for the same application, preferably on another registrable domain (a same-site content host
+  can still send the tool's ``SameSite=Lax`` cookies along with requests it cannot read).
+* Nothing set, in development: the same server on a second loopback address of this machine, the
+  same port: the tool at ``http://127.0.0.1:8000``, the development platform at
+  ``http://localhost:8000``, content at ``http://[::1]:8000`` (or ``http://127.0.0.2:8000`` without
+  IPv6). gunicorn.conf.py listens there too. Three different sites, as in production.
 
-:func:`content_url` builds the URL of a package file (absolute on ``CONTENT_BASE_URL`` when set).
+Then content is served ONLY on that host: ``/content/`` and ``/content-runtime/`` on the tool's
+host answer 404, and the content host answers 404 for everything else (no ``/lti``, ``/admin``,
+``/launch``, ``/player``, ``/api``...) except the few static files the SCORM runtime page loads
+(:data:`CONTENT_HOST_STATIC`). The player frames content with ``allow-same-origin`` safely: the
+content origin holds no tool cookie (they are host-only), and the browser's same-origin policy
+keeps content out of the player page and its launch token. SCOs find their SCORM API on the
+runtime page, on the content origin too (:mod:`lms_bridge.player.runtime`).
+
+Same-origin mode, for trusted content only: ``CONTENT_ISOLATION=off``, or ``CONTENT_BASE_URL`` set
+to the tool's own URL (or, in development, no second loopback address: a warning is logged).
+Content is then served under ``/content/`` on the tool's origin and can script the player page.
+
+:func:`content_url` builds the URL of a package file (absolute on the content origin when it has one).
 """
 from __future__ import annotations
 
+import logging
 import mimetypes
 import os
 import posixpath
@@ -57,13 +69,22 @@ import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, abort, current_app, request, send_file
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    has_request_context,
+    request,
+    send_file,
+)
 
 from ..extensions import db
 from .models import CourseVersion
 from .service import storage_root
 
 bp = Blueprint("content", __name__)
+log = logging.getLogger("lms_bridge.content")
 
 CACHE_SECONDS = 3600
 ANCESTOR_CACHE_SECONDS = 60
@@ -101,26 +122,62 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+_resolved: dict[tuple, tuple[str | None, str | None, str | None]] = {}
+
+
+def _resolve() -> tuple[str | None, str | None, str | None]:
+    """(base URL, origin, host) of the separate content origin, or Nones; parsed once per setting
+    (this runs on every request)."""
+    config = current_app.config
+    key = (config.get("CONTENT_BASE_URL"), config.get("PUBLIC_BASE_URL"))
+    found = _resolved.get(key)
+    if found is None:
+        base = (key[0] or "").rstrip("/")
+        tool = _origin(key[1] or "")
+        if not base or (tool and tool == _origin(base)):
+            found = (None, None, None)
+        else:
+            found = (base, _origin(base), urlsplit(base).netloc.lower())
+        _resolved[key] = found
+    return found
+
+
 def content_base_url() -> str | None:
-    """``CONTENT_BASE_URL`` without a trailing slash, or None when content shares the tool's origin."""
-    base = (current_app.config.get("CONTENT_BASE_URL") or "").rstrip("/")
-    if not base:
-        return None
-    tool = _origin(current_app.config.get("PUBLIC_BASE_URL") or "")
-    return None if tool and tool == _origin(base) else base
+    """The content origin's base URL (no trailing slash), or None when content shares the tool's origin."""
+    return _resolve()[0]
+
+
+def content_origin() -> str | None:
+    """The content origin (``scheme://host[:port]``), or None when content shares the tool's origin."""
+    return _resolve()[1]
 
 
 def _content_host() -> str | None:
-    base = content_base_url()
-    return urlsplit(base).netloc.lower() if base else None
+    return _resolve()[2]
+
+
+def on_content_host() -> bool:
+    """Whether this request came to the separate content origin."""
+    host = _content_host()
+    return bool(host) and has_request_context() and request.host.lower() == host
 
 
 def tool_origin() -> str:
-    """The tool's origin: PUBLIC_BASE_URL's, else (same-origin content only) this request's."""
+    """The tool's origin: PUBLIC_BASE_URL's, else the one the development default was derived
+    from, else (same-origin content only) this request's."""
     configured = _origin(current_app.config.get("PUBLIC_BASE_URL") or "")
     if configured:
         return configured
+    resolved = current_app.config.get("CONTENT_ORIGIN")
+    if content_base_url() and resolved is not None and resolved.tool_origin:
+        return resolved.tool_origin
     return f"{request.scheme}://{request.host}".lower()
+
+
+def resource_policy() -> str:
+    """``Cross-Origin-Resource-Policy`` of content responses: the player page (tool origin) shows
+    lesson images and media from a separate content origin; on a shared origin, same-origin."""
+    return "cross-origin" if content_base_url() else "same-origin"
 
 
 def content_url(version: CourseVersion, href: str) -> str:
@@ -160,8 +217,12 @@ def _platform_origins() -> list[str]:
     return origins
 
 
-def frame_ancestors() -> list[str]:
+def frame_ancestors(*, include_self: bool = True) -> list[str]:
+    """CSP frame-ancestors sources: the tool, the content origin itself when content has its own
+    (the SCORM runtime page frames SCOs), the registered platforms and CONTENT_FRAME_ANCESTORS."""
     sources = [tool_origin()]
+    if include_self and content_base_url():
+        sources.append("'self'")
     for origin in _platform_origins():
         if origin not in sources:
             sources.append(origin)
@@ -171,7 +232,12 @@ def frame_ancestors() -> list[str]:
     return sources
 
 
-def content_security_policy() -> str:
+def content_security_policy(*, connect_tool: bool = False) -> str:
+    """The CSP of package files; ``connect_tool`` lets them fetch from the tool's origin (cmi5 AUs
+    send xAPI statements there; the endpoints answer CORS for the content origin only)."""
+    connect = "connect-src 'self'"
+    if connect_tool and content_base_url():
+        connect += " " + tool_origin()
     return "; ".join([
         "default-src 'self'",
         "script-src 'self' 'unsafe-inline'",
@@ -179,7 +245,7 @@ def content_security_policy() -> str:
         "img-src 'self' data: blob:",
         "media-src 'self' data: blob:",
         "font-src 'self' data:",
-        "connect-src 'self'",
+        connect,
         "frame-src 'self'",
         "worker-src 'self'",
         "object-src 'none'",
@@ -215,12 +281,51 @@ def resolve_file(version: CourseVersion, path: str) -> Path | None:
     return real
 
 
+# Static files the SCORM runtime page loads on the content host (nothing else of /static/ is served there).
+CONTENT_HOST_STATIC = ("vendor/scorm-again/", "player/content-runtime.js", "player/content-runtime.css")
+CONTENT_HOST_ENDPOINTS = ("content.serve", "player.runtime.page")
+
+
+def not_found() -> Response:
+    """The content host's 404: plain text, nothing of the tool's pages."""
+    resp = Response("Not found\n", status=404, mimetype="text/plain")
+    resp.headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'"
+    resp.headers["Cross-Origin-Resource-Policy"] = resource_policy()
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _allowed_on_content_host() -> bool:
+    if request.endpoint in CONTENT_HOST_ENDPOINTS:
+        return True
+    if request.endpoint == "static" and request.method in ("GET", "HEAD"):
+        filename = (request.view_args or {}).get("filename") or ""
+        parts = filename.split("/")
+        if "\\" in filename or any(part in ("", ".", "..") for part in parts):
+            return False
+        return filename.startswith(CONTENT_HOST_STATIC[0]) or filename in CONTENT_HOST_STATIC[1:]
+    return False
+
+
 @bp.before_app_request
 def _separate_content_origin():
-    """With CONTENT_BASE_URL, the content host serves content and nothing else."""
-    host = _content_host()
-    if host and request.host.lower() == host and request.endpoint != "content.serve":
-        abort(404)
+    """The content host serves content, the SCORM runtime page and its scripts: nothing else."""
+    if on_content_host() and not _allowed_on_content_host():
+        return not_found()
+    return None
+
+
+@bp.record_once
+def _announce(state) -> None:
+    resolved = state.app.config.get("CONTENT_ORIGIN")
+    if resolved is None:
+        return
+    if resolved.separate:
+        log.info("package content is served from its own origin %s", resolved.base_url)
+    elif resolved.source == "unavailable":
+        log.warning(resolved.note)
+    else:
+        log.info(resolved.note)
 
 
 @bp.get("/content/<int:version_id>/<path:path>")
@@ -237,14 +342,19 @@ def serve(version_id: int, path: str):
     response = send_file(file, mimetype=mime_type(path), conditional=True, etag=True, max_age=CACHE_SECONDS)
     response.cache_control.public = True
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = content_security_policy()
-    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = content_security_policy(connect_tool=version.format == "cmi5")
+    response.headers["Cross-Origin-Resource-Policy"] = resource_policy()
     return response
+
+
+@bp.errorhandler(404)
+def _not_found(_err):
+    return not_found()
 
 
 @bp.after_request
 def _content_headers_on_errors(response):
     # 404s and 304s of the content route carry the same protections as files.
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Resource-Policy", resource_policy())
     return response

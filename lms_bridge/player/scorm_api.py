@@ -26,6 +26,8 @@ import math
 import re
 from typing import Any
 
+from flask import has_request_context, request
+
 from .models import ActivityProgress
 from .progress import ProgressUpdate
 
@@ -139,8 +141,6 @@ def _slim(cmi: dict) -> dict:
 
 
 def request_size() -> int:
-    from flask import has_request_context, request
-
     return (request.content_length or 0) if has_request_context() else 0
 
 

@@ -7,25 +7,25 @@ Basic token (:mod:`.xapi`).
 
 Where content runs, and why
 ---------------------------
-The activity is shown in an ``<iframe sandbox="allow-scripts allow-same-origin allow-forms
-allow-popups allow-popups-to-escape-sandbox allow-downloads">`` (no ``allow-top-navigation``: content
-can never navigate the LMS page away):
+Package content has an origin of its own (``CONTENT_BASE_URL``, or in development a second
+loopback address of this machine: see :mod:`lms_bridge.packages.content`), which holds none of
+the tool's cookies and cannot reach the player page. The activity is shown in an ``<iframe
+sandbox="allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox
+allow-downloads">`` (no ``allow-top-navigation``: content can never navigate the LMS page away):
 
-* **With ``CONTENT_BASE_URL``** (the production setting, see :mod:`lms_bridge.packages.content`),
-  package files come from a separate origin that holds none of the tool's cookies. There
-  ``allow-same-origin`` is safe and needed: it gives content its real (content) origin, so its
-  own scripts, images and ``fetch`` to its own files work under the content CSP and
-  ``Cross-Origin-Resource-Policy: same-origin``, while the browser's same-origin policy keeps it
-  out of the player page (and so away from the launch token) and away from the tool's cookies.
-  cmi5 AUs talk to the xAPI endpoints with CORS and their own token.
-* **Without it** (development, or packages the operator trusts), content shares the tool's
-  origin. Without ``allow-same-origin`` it would get an opaque origin: then it cannot find the
-  SCORM API in the parent frame (a cross-origin frame cannot be inspected, SCORM RTE §3.1.2) and
-  ``Cross-Origin-Resource-Policy: same-origin`` refuses its own scripts and images, i.e. nothing
-  works. So the flag is set, and such content is *trusted*: it could script the player page. The
-  tool's cookies are all HttpOnly (not readable by script), the launch token is kept out of the
-  content frame's URLs, and the player shows a notice to operators in the logs once per process.
-  Production deployments that load third-party packages should set ``CONTENT_BASE_URL``.
+* ``allow-same-origin`` is safe there and needed: it gives content its real origin, the content
+  origin, so its own scripts, images and ``fetch`` to its own files work under the content CSP,
+  while the browser's same-origin policy keeps it out of the player page (and so away from the
+  launch token) and away from the tool's cookies. Popups and downloads (PDF handouts, "open in a
+  new window") stay on the content origin too.
+* SCOs are framed inside the SCORM runtime page (:mod:`.runtime`), on the content origin, which
+  exposes the SCORM API next to them; the player hands it its configuration by ``postMessage``
+  (``static/player/scorm-host.js``). cmi5 AUs talk to the xAPI endpoints with CORS (content origin
+  only) and their own token. Native lessons are rendered in the player page; their images and
+  media come from the content origin (``Cross-Origin-Resource-Policy: cross-origin``).
+* Same-origin mode (``CONTENT_ISOLATION=off``, or no second origin available in development: a
+  warning is logged) serves all of this on the tool's origin: such content is *trusted*, it could
+  script the player page.
 """
 from __future__ import annotations
 
@@ -53,17 +53,17 @@ from ..packages.models import Activity, CourseVersion, Module
 from ..web import error_page, log_event, public_url
 from . import progress as progress_service
 from . import quiz as quiz_service
-from . import scorm_api, tokens, xapi
+from . import runtime, scorm_api, tokens, xapi
 from .binding import Binding, BindingError, resolve
 from .models import ActivityProgress, Attempt
 
 bp = Blueprint("player", __name__)
 bp.register_blueprint(xapi.bp)
+bp.register_blueprint(runtime.bp)
 
 log = logging.getLogger("lms_bridge.player")
 SANDBOX = "allow-scripts allow-same-origin allow-forms allow-popups allow-popups-to-escape-sandbox allow-downloads"
 COMMIT_PURPOSE = "scorm-commit"
-_warned_same_origin = False
 
 
 def launch_or_404(token: str) -> LaunchSession:
@@ -223,21 +223,22 @@ def _player(launch: LaunchSession, activity_key: str | None, *, quiz_result=None
     version = binding.version
     view = {"kind": current.kind, "frame_url": None, "external_url": None, "lesson_html": None, "scorm": None,
             "quiz": None}
-    from ..packages.content import content_base_url, content_url
+    from ..packages.content import content_url
 
-    if not content_base_url():
-        global _warned_same_origin
-        if not _warned_same_origin:
-            _warned_same_origin = True
-            log.warning("package content is served from the tool's own origin (CONTENT_BASE_URL unset): "
-                        "content is trusted and can script the player page; set CONTENT_BASE_URL in production")
+    view["frame_origin"] = runtime.frame_origin()
     progress_row = launched.progress
     if current.kind == "sco" and current.href and not current.external:
         learner_id, learner_name, _ = _learner(launch)
         fmt = version.format if version.format in ("scorm12", "scorm2004") else "scorm2004"
-        view["frame_url"] = content_url(version, current.href)
+        # The SCORM runtime page on the content origin frames the SCO; it gets this configuration
+        # from the player page by postMessage (never in a URL).
+        view["frame_url"] = runtime.runtime_url(attempt.id, current.activity_key, fmt)
         view["scorm"] = {
             "version": fmt,
+            "attempt": attempt.id,
+            "activity": current.activity_key,
+            "title": current.title or "",
+            "scoUrl": content_url(version, current.href),
             "commitUrl": public_url("player.scorm_commit", attempt_id=attempt.id, activity_key=current.activity_key),
             "token": tokens.issue(COMMIT_PURPOSE, attempt_id=attempt.id, user_pk=attempt.user_pk, f=fmt),
             "session": launched.session,
@@ -355,7 +356,8 @@ def cmi5_returned():
 # --------------------------------------------------------------------------- SCORM commits
 
 
-@bp.route("/player/api/attempts/<int:attempt_id>/activities/<activity_key>/scorm/commit", methods=["POST"])
+@bp.route("/player/api/attempts/<int:attempt_id>/activities/<activity_key>/scorm/commit", methods=["POST", "OPTIONS"])
+@runtime.cors(methods="POST", headers="Authorization, Content-Type")
 def scorm_commit(attempt_id: int, activity_key: str):
     try:
         body = json.loads(request.get_data(cache=False) or b"null")

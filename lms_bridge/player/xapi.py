@@ -32,8 +32,11 @@ State (xAPI §2.3.1 Activity State): ``GET /player/xapi/activities/state`` serve
 launchParameters, masteryScore, moveOn, returnURL, entitlementKey) which the AU may not write;
 other state documents (bookmarks) are stored with the activity's progress.
 
-The endpoints answer CORS requests (``Access-Control-Allow-Origin: *``, no cookies: the Basic
-token is the only credential), so AUs served from ``CONTENT_BASE_URL`` can reach them.
+The endpoints answer CORS requests from the content origin (AUs served from it, see
+:mod:`lms_bridge.packages.content`, whose CSP lets cmi5 packages connect to the tool) and from the
+origins of externally hosted AUs launched recently (remembered in the shared store for the launch
+token's lifetime), never with ``Access-Control-Allow-Credentials``: the Basic token is the only
+credential. Other origins get no ``Access-Control-Allow-Origin``.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, request
 
@@ -115,7 +118,42 @@ def launch(*, attempt_id: int, activity, registration: str, actor: dict, content
     })
     head, hash_, fragment = content_url.partition("#")
     url = head + ("&" if "?" in head else "?") + params + (hash_ + fragment if hash_ else "")
+    _allow_au_origin(content_url, ttl)
     return Cmi5Launch(url=url, session_id=session_id)
+
+
+# --------------------------------------------------------------------------- CORS
+
+ORIGIN_PREFIX = "cmi5-origin:"
+
+
+def _url_origin(url: str) -> str | None:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def _allow_au_origin(au_url: str, ttl: int) -> None:
+    """Remember the origin of an AU hosted elsewhere than the content origin (cmi5 lets AUs live
+    anywhere), so its browser calls get CORS answers."""
+    from ..packages.content import content_origin, tool_origin
+
+    origin = _url_origin(au_url)
+    if origin and origin not in (content_origin(), tool_origin()):
+        store().put(ORIGIN_PREFIX + origin, 1, ttl)
+
+
+def _cors_allowed(origin: str | None) -> bool:
+    from ..packages.content import content_origin, tool_origin
+
+    if not origin or len(origin) > 300:
+        return False
+    origin = origin.lower()
+    allowed = content_origin()
+    if allowed and origin == allowed:
+        return True
+    if origin == tool_origin():
+        return False  # same-origin: nothing to grant
+    return store().get(ORIGIN_PREFIX + origin) is not None
 
 
 # --------------------------------------------------------------------------- HTTP helpers
@@ -136,11 +174,15 @@ def _error(status: int, message: str) -> Response:
 @bp.after_request
 def _headers(resp: Response) -> Response:
     resp.headers["X-Experience-API-Version"] = XAPI_VERSION
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match"
-    resp.headers["Access-Control-Allow-Methods"] = "GET, PUT, POST, DELETE, OPTIONS"
-    resp.headers["Access-Control-Expose-Headers"] = "X-Experience-API-Version, ETag, Last-Modified"
     resp.headers["Cache-Control"] = "no-store"
+    resp.headers.add("Vary", "Origin")
+    origin = request.headers.get("Origin")
+    if _cors_allowed(origin):
+        resp.headers["Access-Control-Allow-Origin"] = origin
+        resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match"
+        resp.headers["Access-Control-Allow-Methods"] = "GET, PUT, POST, DELETE, OPTIONS"
+        resp.headers["Access-Control-Expose-Headers"] = "X-Experience-API-Version, ETag, Last-Modified"
+        resp.headers["Access-Control-Max-Age"] = "600"
     return resp
 
 

@@ -1,7 +1,8 @@
 """The acceptance test of the player in a real browser: a learner launched from the development
 platform (another site, the tool in its iframe) plays the SCORM 2004 course of mooc_packages/ with
-the vendored scorm-again runtime and a native quiz course to completion; progress is in the
-database and on the progress bar; after a reload the SCO resumes where the learner left off."""
+the vendored scorm-again runtime (in the SCORM runtime page on the content origin, which frames the
+SCO) and a native quiz course to completion; progress is in the database and on the progress bar;
+after a reload the SCO resumes where the learner left off."""
 from __future__ import annotations
 
 import re
@@ -23,23 +24,34 @@ NATIVE_COURSE = MOOC / "hydrogen-fcev-basics-native"
 def tool_frame(page):
     page.wait_for_selector("iframe#tool-frame")
     frame = page.frame(name="tool")
-    frame.wait_for_selector("#launch-view[data-state=playing]", timeout=20000)
+    try:
+        frame.wait_for_selector("#launch-view[data-state=playing]", timeout=20000)
+    except Exception as exc:  # say where the launch got stuck (frame URLs only: content() can hang there)
+        frames = "\n".join(f"{f.name!r} {f.url}" for f in page.frames)
+        raise AssertionError(f"no player at {frame.url}:\n{frames}") from exc
+    return frame
+
+
+def _child_frame(parent, selector: str, marker: str, timeout: int):
+    handle = parent.wait_for_selector(selector, timeout=timeout)
+    frame = None
+    for _ in range(int(timeout / 100)):
+        frame = handle.content_frame()
+        if frame is not None and marker in (frame.url or ""):
+            break
+        parent.wait_for_timeout(100)
+    assert frame is not None and marker in frame.url, frame.url if frame else None
+    frame.wait_for_load_state("load")
     return frame
 
 
 def content_frame(tool, timeout=15000):
-    """The SCO/AU frame inside the player, once its document has loaded."""
-    tool.wait_for_selector("iframe#content-frame")
-    handle = tool.wait_for_selector("iframe#content-frame")
-    frame = None
-    for _ in range(int(timeout / 100)):
-        frame = handle.content_frame()
-        if frame is not None and "/content/" in (frame.url or ""):
-            break
-        tool.wait_for_timeout(100)
-    assert frame is not None and "/content/" in frame.url, frame.url if frame else None
-    frame.wait_for_load_state("load")
-    return frame
+    """The SCO/AU document inside the player, once it has loaded: SCOs are framed by the SCORM
+    runtime page (on the content origin), other content is the player's content frame itself."""
+    outer = _child_frame(tool, "iframe#content-frame", "/content", timeout)
+    if "/content-runtime/" in outer.url:
+        return _child_frame(outer, "iframe#sco-frame", "/content/", timeout)
+    return outer
 
 
 def percent(tool) -> int:
@@ -77,6 +89,9 @@ def test_scorm_2004_course_to_completion_with_resume(live_server, page, courses)
 
     # Lesson 1: read on to a later section, then leave (reload): the SCO suspends with a bookmark.
     sco = content_frame(tool)
+    # The SCO plays inside the SCORM runtime page, both on the content origin (not the tool's).
+    assert tool.get_attribute("iframe#content-frame", "src").startswith(live_server.content_url + "/content-runtime/")
+    assert sco.url.startswith(live_server.content_url + "/content/") and live_server.content_url != live_server.url
     sco.wait_for_function("() => document.getElementById('lms-status') !== null")
     assert "Not connected" not in sco.inner_text("#lms-status")
     sco.evaluate("() => document.getElementById('summary').scrollIntoView()")

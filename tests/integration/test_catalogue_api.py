@@ -209,7 +209,7 @@ def test_course_detail(imported, api, live_server):
     modules = golf["modules"]
     assert len(modules) == 4 and sum(len(m["activities"]) for m in modules) == 18
     first = modules[0]["activities"][0]
-    assert first["url"].startswith(live_server.url + f"/content/{golf['version_id']}/")
+    assert first["url"].startswith(live_server.content_url + f"/content/{golf['version_id']}/")
     page = requests.get(first["url"])
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
 
@@ -241,7 +241,7 @@ def test_api_is_public_and_cors_readable(live_server, imported):
 
 def raw_get(live_server, path: str) -> http.client.HTTPResponse:
     """A GET whose path is sent exactly as written (no client-side dot-segment removal)."""
-    parts = urlsplit(live_server.url)
+    parts = urlsplit(live_server.content_url)  # package content has its own origin
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     conn.request("GET", path)
     resp = conn.getresponse()
@@ -256,15 +256,15 @@ def version_id(api, course_id: int) -> int:
 
 def test_content_headers(live_server, imported, api):
     v = version_id(api, imported["com.scorm.golfsamples.runtime.basicruntime.12"])
-    resp = requests.get(f"{live_server.url}/content/{v}/shared/launchpage.html")
+    resp = requests.get(f"{live_server.content_url}/content/{v}/shared/launchpage.html")
     assert resp.status_code == 200 and resp.headers["Content-Type"] == "text/html; charset=utf-8"
     csp = resp.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "'unsafe-inline'" in csp and "connect-src 'self'" in csp
     assert f"frame-ancestors {live_server.url}" in csp
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
-    assert resp.headers["Cross-Origin-Resource-Policy"] == "same-origin"
+    assert resp.headers["Cross-Origin-Resource-Policy"] == "cross-origin"  # the player shows lesson media
     assert "max-age=3600" in resp.headers["Cache-Control"] and "Set-Cookie" not in resp.headers
-    js = requests.get(f"{live_server.url}/content/{v}/shared/scormfunctions.js")
+    js = requests.get(f"{live_server.content_url}/content/{v}/shared/scormfunctions.js")
     assert js.status_code == 200 and js.headers["Content-Type"].startswith("text/javascript")
 
 

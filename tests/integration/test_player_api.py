@@ -98,7 +98,9 @@ def test_player_page_shape(live_server, scorm):
     # The runtime never gets the launch token; the commit token names one attempt only.
     launch_token = player_token(page)
     assert launch_token not in json.dumps(cfg) and launch_token not in frame_src(page)
-    assert frame_src(page).startswith(live_server.url + f"/content/{scorm['version_id']}/")
+    # The SCORM runtime page frames the SCO, both on the content origin.
+    assert frame_src(page).startswith(live_server.content_url + "/content-runtime/")
+    assert cfg["scoUrl"].startswith(live_server.content_url + f"/content/{scorm['version_id']}/")
     assert cfg["version"] == "scorm2004" and cfg["cmi"]["cmi.entry"] == "ab-initio"
     assert page.headers["Cache-Control"] == "no-store"
 
@@ -319,9 +321,9 @@ def test_cmi5_launch_fetch_and_launch_data(live_server, cmi5):
                                                                              "Content-Type": "application/json"}).status_code == 400
     assert requests.post(client.endpoint + "statements", data="{}", headers=XAPI).status_code == 401
     # CORS preflight for AUs on another origin.
-    pre = requests.options(client.endpoint + "statements", headers={"Origin": "https://content.example.org",
+    pre = requests.options(client.endpoint + "statements", headers={"Origin": live_server.content_url,
                                                                    "Access-Control-Request-Method": "POST"})
-    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == "*"
+    assert pre.status_code == 204 and pre.headers["Access-Control-Allow-Origin"] == live_server.content_url
 
 
 def test_cmi5_statements_become_progress(live_server, cmi5):

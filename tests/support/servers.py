@@ -79,6 +79,9 @@ class LiveServer:
     db: Database | None = None
     log_path: Path | None = None
     extra: dict = field(default_factory=dict)
+    # Where package content is served: a second loopback origin of the same gunicorn by default
+    # (http://[::1]:PORT, lms_bridge/config.py content_origin), the tool's own URL in same-origin mode.
+    content_url: str = ""
 
     def start(self):
         self.log_path = self.tmp / f"gunicorn-{int(time.time() * 1000)}.log"
@@ -92,12 +95,22 @@ class LiveServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("gunicorn exited:\n" + self.log_path.read_text())
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200 and self._content_up():
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError("gunicorn did not start:\n" + self.log_path.read_text())
+
+    def _content_up(self) -> bool:
+        if not self.content_url or self.content_url == self.url:
+            return True
+        probe = self.content_url + "/static/player/content-runtime.js"
+        return requests.get(probe, timeout=1).status_code == 200
+
+    @property
+    def content_isolated(self) -> bool:
+        return bool(self.content_url) and self.content_url != self.url
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -170,4 +183,5 @@ def launch_server(workers: int = 2, **overrides) -> LiveServer:
     server = LiveServer(url=env["PUBLIC_BASE_URL"], platform_url=env["DEVPLATFORM_BASE_URL"], env=env, tmp=tmp,
                         workers=workers, db=db)
     server.app = make_app(env)
+    server.content_url = (server.app.config.get("CONTENT_BASE_URL") or server.url).rstrip("/")
     return server.start()

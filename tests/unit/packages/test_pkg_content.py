@@ -18,7 +18,9 @@ CONTENT = "https://content.example.net"
 
 @pytest.fixture(scope="module")
 def app():
-    with database_app() as app:
+    # Same-origin mode unless a test sets CONTENT_BASE_URL (the development default would put
+    # content on http://[::1]:PORT: tests/integration/test_content_origin.py covers it over HTTP).
+    with database_app(CONTENT_ISOLATION="off") as app:
         yield app
 
 
