@@ -19,3 +19,10 @@ errorlog = "-"
 # The app is created per worker (no preload): database connections are never shared across forks.
 preload_app = False
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker):
+    """Each web worker runs its own outbox delivery thread on the embedded default (OUTBOX_WORKER=inprocess)."""
+    from lms_bridge.outbox.worker import start_in_process
+
+    start_in_process(worker.wsgi)

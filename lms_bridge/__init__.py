@@ -66,6 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .cli import register_cli
 
     register_cli(app)
+    _wire_delivery()
 
     @app.get("/healthz")
     def healthz():
@@ -83,11 +84,23 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
+def _wire_delivery() -> None:
+    """Progress events -> subscribers (grading, credentials) -> outbox -> workers (see DESIGN)."""
+    from .outbox import service as outbox_service
+    from .outbox import worker as outbox_worker
+    from .player import events
+
+    outbox_service.on_enqueued_commit(outbox_worker.kick)
+    events.on_committed(outbox_worker.kick)
+    outbox_service.register_pump(events.relay, events.pending)
+
+
 def _import_models() -> None:
     """Import every model module so Alembic and create_all see all tables."""
     from . import shared_store  # noqa: F401
     from .admin import models as _admin  # noqa: F401
     from .devplatform import models as _dev  # noqa: F401
     from .lti import models as _lti  # noqa: F401
+    from .outbox import models as _outbox  # noqa: F401
     from .packages import models as _packages  # noqa: F401
     from .player import models as _player  # noqa: F401

@@ -7,11 +7,13 @@ import click
 from flask import current_app
 
 from .extensions import db
+from .outbox.cli import register as register_outbox_cli
 from .packages.cli import register_cli as register_package_cli
 
 
 def register_cli(app) -> None:
     register_package_cli(app)
+    register_outbox_cli(app)
     @app.cli.command("register-platform")
     @click.option("--issuer", required=True, help="The platform's issuer (Moodle: the site URL, no trailing slash).")
     @click.option("--client-id", required=True)

@@ -190,6 +190,18 @@ def content_bind(environ=None) -> str | None:
         return None
 
 
+def _outbox_worker(production: bool) -> str:
+    """OUTBOX_WORKER, defaulting to RQ in production with Redis, in-process threads otherwise."""
+    value = (os.environ.get("OUTBOX_WORKER") or "").strip().lower()
+    if not value:
+        value = "rq" if production and os.environ.get("REDIS_URL") else "inprocess"
+    if value not in ("inprocess", "rq", "off"):
+        raise RuntimeError(f"OUTBOX_WORKER must be inprocess, rq or off, not {value!r}")
+    if value == "rq" and not os.environ.get("REDIS_URL"):
+        raise RuntimeError("OUTBOX_WORKER=rq needs REDIS_URL")
+    return value
+
+
 def load_config(instance_path: Path) -> dict:
     env = os.environ.get("LMS_BRIDGE_ENV", "development").lower()
     production = env == "production"
@@ -252,4 +264,15 @@ def load_config(instance_path: Path) -> dict:
         "CONTENT_ORIGIN": content,
         # Extra CSP frame-ancestors sources for package content (e.g. https://*.instructure.com).
         "CONTENT_FRAME_ANCESTORS": os.environ.get("CONTENT_FRAME_ANCESTORS", ""),
+        # Durable delivery (lms_bridge/outbox): who delivers (inprocess: a thread per web worker,
+        # the embedded default; rq: `flask outbox-worker` processes on Redis; off), how often idle
+        # workers look for work, retry backoff (base x 2^(attempt-1), capped) and when to park.
+        "OUTBOX_WORKER": _outbox_worker(production),
+        "OUTBOX_POLL_SECONDS": float(os.environ.get("OUTBOX_POLL_SECONDS", "2")),
+        "OUTBOX_BACKOFF_BASE": float(os.environ.get("OUTBOX_BACKOFF_BASE", "5")),
+        "OUTBOX_BACKOFF_MAX": float(os.environ.get("OUTBOX_BACKOFF_MAX", "3600")),
+        "OUTBOX_MAX_ATTEMPTS": int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "20")),
+        "OUTBOX_LEASE_SECONDS": float(os.environ.get("OUTBOX_LEASE_SECONDS", "120")),
+        "OUTBOX_BATCH": int(os.environ.get("OUTBOX_BATCH", "20")),
+        "OUTBOX_QUEUE": os.environ.get("OUTBOX_QUEUE", "lms_bridge-outbox"),
     }

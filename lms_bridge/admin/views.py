@@ -8,6 +8,7 @@ from ..lti import keys
 from ..lti.models import Deployment, Registration, ToolKey
 from ..lti.registration import RegistrationError, tool_urls, upsert_registration
 from ..web import check_csrf, log_event, public_url
+from .. import outbox
 from .access import current_principal, require_operator, require_principal
 from .models import Operator
 
@@ -61,8 +62,35 @@ def index():
     registrations = db.session.execute(q).scalars().all()
     tool_keys = db.session.execute(db.select(ToolKey).order_by(ToolKey.id.desc())).scalars().all() if principal.is_operator else []
     login_urls = {r.id: public_url("lti.login", registration_id=r.id) for r in registrations}
+    deliveries = None
+    if principal.is_operator:
+        deliveries = {"counts": outbox.counts(),
+                      "attention": outbox.messages(states=("parked", "pending", "delivering"), limit=50)}
     return render_template("admin/index.html", principal=principal, registrations=registrations, urls=tool_urls(),
-                           tool_keys=tool_keys, login_urls=login_urls)
+                           tool_keys=tool_keys, login_urls=login_urls, deliveries=deliveries)
+
+
+@bp.post("/outbox/<int:message_id>/retry")
+def retry_delivery(message_id: int):
+    """Put a parked score or credential delivery back in line (its attempts start again)."""
+    principal = require_operator()
+    _check_form(principal)
+    if outbox.retry(message_id):
+        log_event("admin.outbox.retry", message=message_id, by=principal.name)
+        flash(f"Delivery {message_id} is back in line.")
+    else:
+        flash(f"Delivery {message_id} is not parked (any more).")
+    return _back(principal)
+
+
+@bp.post("/outbox/retry-parked")
+def retry_parked_deliveries():
+    principal = require_operator()
+    _check_form(principal)
+    n = outbox.retry_parked()
+    log_event("admin.outbox.retry_parked", count=n, by=principal.name)
+    flash(f"{n} parked deliveries are back in line.")
+    return _back(principal)
 
 
 @bp.post("/registrations")

@@ -125,6 +125,9 @@ class ProgressEvent(db.Model):
     payload = db.Column(db.JSON, nullable=False, default=dict)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     consumed = db.Column(db.Boolean, nullable=False, default=False, index=True)
+    # Relay failures (a subscriber raised): retried, then left aside with the error (player/events.py).
+    relay_attempts = db.Column(db.Integer, nullable=False, default=0, server_default="0")
+    relay_error = db.Column(db.Text, nullable=True)
 
     def __repr__(self) -> str:
         return f"<ProgressEvent {self.id} {self.kind} attempt={self.attempt_id}>"

@@ -55,6 +55,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
+from . import events as events_module
 from ..packages.models import Activity, Course, CourseVersion
 from .models import ActivityProgress, Attempt, ProgressEvent, utcnow
 
@@ -337,6 +338,7 @@ class _Tx:
         self.conn = conn
         self.cursor = conn.cursor()
         self.rollback_only = False
+        self.wrote_events = False
 
     def sql(self, statement: str) -> str:
         if not self.pg:
@@ -377,6 +379,8 @@ def _transaction() -> Iterator[_Tx]:
             conn.rollback()
         else:
             conn.commit()
+            if tx.wrote_events:
+                events_module.notify_committed()  # wake the relay (player/events.py)
     except BaseException as exc:
         _abandon(engine, conn, exc)
         raise
@@ -660,6 +664,7 @@ _READ_STATE = "SELECT state FROM pl_activity_progress WHERE id = :id"
 
 
 def _event(tx: _Tx, kind: str, locked: _Locked, rules: CourseRules, activity_key: str | None, payload: dict) -> None:
+    tx.wrote_events = True
     tx.run(_INSERT_EVENT, {"kind": kind, "attempt_id": locked.attempt_id, "user_pk": locked.user_pk,
                            "course_id": rules.course_id, "version_id": rules.version_id,
                            "activity_key": activity_key, "payload": tx.value("payload", payload),

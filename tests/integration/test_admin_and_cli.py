@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 
 import requests
 
@@ -151,3 +152,38 @@ def test_proxy_fix_makes_cookies_secure_behind_tls(live_server):
                                                    "target_link_uri": "http://tool.example.org/lti/launch"},
                        headers={"Host": "tool.example.org"})
     assert plain.status_code == 302 and "SameSite=Lax" in plain.headers["Set-Cookie"]
+
+
+def test_operator_sees_parked_deliveries_and_retries_them(live_server):
+    """A parked delivery shows its last answer on the admin page; Retry puts it back in line, the
+    web workers' in-process delivery thread picks it up at once (here: parked again, with the reason)."""
+    from lms_bridge.extensions import db
+    from lms_bridge.outbox import OutboxMessage
+
+    with live_server.app.app_context():
+        m = OutboxMessage(kind="test.retired-kind", dedupe_key="k1", target="https://lms.example.org/lineitem/1",
+                          payload={}, state="parked", attempts=20, last_status="HTTP 503",
+                          last_error="The LMS answered 503 Service Unavailable (gave up after 20 attempts)")
+        db.session.add(m)
+        db.session.commit()
+        message_id = m.id
+    http = operator_session(live_server)
+    page = http.get(live_server.url + "/admin/").text
+    assert "Deliveries to LMSs and credential issuers" in page and re.search(r"parked: [1-9]", page)
+    assert "The LMS answered 503 Service Unavailable" in page
+    resp = http.post(live_server.url + f"/admin/outbox/{message_id}/retry", data={"csrf_token": csrf(page)},
+                     allow_redirects=False)
+    assert resp.status_code == 302
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with live_server.app.app_context():
+            row = db.session.get(OutboxMessage, message_id)
+            state, attempts, error = row.state, row.attempts, row.last_error
+            db.session.remove()
+        if state == "parked" and attempts == 1:
+            break
+        time.sleep(0.2)
+    assert (state, attempts) == ("parked", 1)
+    assert "no handler for messages of kind 'test.retired-kind'" in error
+    no_csrf = http.post(live_server.url + f"/admin/outbox/{message_id}/retry")
+    assert no_csrf.status_code in (400, 403)
