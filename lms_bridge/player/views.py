@@ -259,7 +259,7 @@ def _player(launch: LaunchSession, activity_key: str | None, *, quiz_result=None
     elif current.kind == "weblink" and current.href:
         view["external_url"] = current.href
     elif current.kind == "lesson":
-        view["lesson_html"] = _lesson_html(version, current.html or "")
+        view["lesson_html"] = _lesson_html(version, current.html or "", title=current.title)
     elif current.kind == "quiz":
         quiz = quiz_service.load(current)
         if quiz is not None:
@@ -290,10 +290,26 @@ _URL_ATTR = re.compile(r'(\s(?:src|href|poster)=")([^"]*)(")')
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|#|/)")
 
 
-def _lesson_html(version: CourseVersion, html: str) -> str:
+_LEADING_H1 = re.compile(r"^\s*<h1\b[^>]*>(.*?)</h1>\s*", re.S | re.I)
+_HEADING = re.compile(r"<(/?)h([1-5])\b", re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _outline_headings(html: str, title: str | None) -> str:
+    """The page has one ``<h1>``, the activity title (WCAG 1.3.1 / 2.4.6): a lesson that opens
+    with the same title drops it, and the lesson's own headings move one level down."""
+    lead = _LEADING_H1.match(html)
+    if lead and title and " ".join(_TAG.sub("", lead.group(1)).split()).casefold() == " ".join(title.split()).casefold():
+        html = html[lead.end():]
+    return _HEADING.sub(lambda m: f"<{m.group(1)}h{int(m.group(2)) + 1}", html)
+
+
+def _lesson_html(version: CourseVersion, html: str, *, title: str | None = None) -> str:
     """Lesson HTML (sanitised at import, URLs relative to the package root) with its links and
-    media pointing at the package's content URLs."""
+    media pointing at the package's content URLs, and its headings under the player's title."""
     from ..packages.content import content_url
+
+    html = _outline_headings(html, title)
 
     def fix(match):
         url = match.group(2)

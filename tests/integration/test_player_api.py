@@ -397,3 +397,12 @@ def test_cmi5_course_completes_by_move_on(live_server, cmi5):
     assert [e["kind"] for e in rows["events"] if e["attempt"] == mine[0]["id"]].count("course_completed") == 1
     progress = requests.get(f"{live_server.url}/player/{player_token(page)}/progress.json").json()
     assert progress["percent"] == 100 and progress["completed"] is True
+
+
+def test_native_lesson_page_has_one_h1_and_its_headings_below_it(live_server, native):
+    browser, page = launch_learner(live_server, native["link"])
+    lesson = next(a for a in native["activities"] if a["kind"] == "lesson")
+    page = open_activity(live_server, browser, page, lesson["key"])
+    assert len(re.findall(r"<h1\b", page.text)) == 1, re.findall(r"<h1\b[^>]*>[^<]*", page.text)
+    assert re.search(r'<h1 id="activity-title"[^>]*>\s*' + re.escape(html.escape(lesson["title"], quote=False)), page.text)
+    assert "<h2>An energy carrier, not an energy source</h2>" in page.text or "<h3>" in page.text
