@@ -209,3 +209,51 @@ def test_native_quiz_course_to_completion(live_server, page, courses):
     quiz_row = next(p for p in rows["progress"] if p["key"] == quiz["key"])
     assert quiz_row["success"] == "passed" and quiz_row["scaled"] == 1.0
     assert [e["kind"] for e in rows["events"]].count("course_completed") == 1
+
+
+CMI5_COURSE = MOOC / "digital-skills-workshop-cmi5"
+
+
+def test_cmi5_course_to_completion(live_server, page):
+    """The cmi5 course of mooc_packages/ in a real browser: each AU is launched on the content
+    origin per the cmi5 launch rules (fetch URL, endpoint, registration, activityId), fetches its
+    auth token, sends its statements to the tool's xAPI endpoint across origins, and moveOn
+    decides completion (lessons Completed, the quiz Passed at 0.8)."""
+    info = import_course(live_server, CMI5_COURSE)
+    link = place_link(live_server, "Digital workshop skills (cmi5)", course=info["course_id"])
+    tool = launch(page, live_server, link)
+    aus = info["activities"]
+    assert len(aus) == 5 and percent(tool) == 0
+    for n, au in enumerate(aus[:-1]):
+        assert tool.get_attribute("#launch-view", "data-activity") == au["key"]
+        frame = content_frame(tool)
+        assert frame.url.startswith(live_server.content_url + "/content/")
+        query = frame.url.split("?", 1)[1]
+        assert all(f"{name}=" in query for name in ("endpoint", "fetch", "registration", "activityId", "actor"))
+        frame.wait_for_function("() => /Connected|Welcome back/.test(document.getElementById('lms-status').textContent)")
+        frame.click("#mark-complete")
+        frame.wait_for_function("() => /Lesson completed and recorded/.test(document.getElementById('lms-status').textContent)")
+        tool.wait_for_function(f"() => Number(document.getElementById('progress-bar').getAttribute('aria-valuenow')) >= {int(100 * (n + 1) / 5) - 1}")
+        go(tool, "#next-link")
+
+    quiz = aus[-1]
+    assert tool.get_attribute("#launch-view", "data-activity") == quiz["key"]
+    frame = content_frame(tool)
+    frame.wait_for_function("() => window.QUIZ_KEY && /Connected/.test(document.getElementById('lms-status').textContent)")
+    frame.evaluate("""() => {
+        Object.keys(window.QUIZ_KEY).forEach(q => window.QUIZ_KEY[q].correct.forEach(v => {
+            const input = document.querySelector(`input[name="${q}"][value="${v}"]`); if (input) input.checked = true; }));
+        document.querySelectorAll('#quiz input[type=text]').forEach(i => {
+            const k = window.QUIZ_KEY[i.name]; if (k && k.correct) i.value = k.correct[0]; });
+    }""")
+    frame.click("#quiz button[type=submit]")
+    frame.wait_for_function("() => /recorded/.test(document.getElementById('lms-status').textContent)")
+    tool.wait_for_function("() => document.getElementById('progress-bar').getAttribute('aria-valuenow') === '100'")
+    assert tool.is_visible("#course-complete")
+
+    rows = attempt_rows(live_server, link=link)
+    assert rows["attempts"][0]["status"] == "completed"
+    by_key = {p["key"]: p for p in rows["progress"]}
+    assert all(by_key[au["key"]]["completion"] == "completed" for au in aus[:-1])
+    assert by_key[quiz["key"]]["success"] == "passed" and by_key[quiz["key"]]["scaled"] >= 0.8
+    assert [e["kind"] for e in rows["events"]].count("course_completed") == 1
