@@ -14,11 +14,12 @@ def tool_frame(page):
     return page.frame(name="tool")
 
 
-def wait_for_view(frame, timeout=15000):
+def wait_for_view(frame, timeout=30000):
     try:
         frame.wait_for_selector("#launch-view", timeout=timeout)
-    except Exception as exc:  # say where the launch got stuck
-        raise AssertionError(f"no launch view at {frame.url}:\n{frame.content()[:3000]}") from exc
+    except Exception as exc:  # say where the launch got stuck (frame URLs only: content() can hang there)
+        frames = "\n".join(f"{f.name!r} {f.url}" for f in (getattr(frame, "page", None) or frame).frames)
+        raise AssertionError(f"no launch view at {frame.url}:\n{frames}") from exc
     return frame.get_attribute("#launch-view", "data-view")
 
 
