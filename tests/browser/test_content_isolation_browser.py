@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import frames
 from tests.browser.test_player_browser import content_frame
 from tests.integration.test_player_common import (
     FIXTURES,
@@ -47,13 +48,12 @@ def launch(page, server, link: str, target: str):
         tool = new_page.value
     else:
         page.goto(url)
-        page.wait_for_selector("iframe#tool-frame")
-        tool = page.frame(name="tool")
+        tool = frames.tool_frame(page, "#launch-view[data-state=playing]")
     try:
-        tool.wait_for_selector("#launch-view[data-state=playing]", timeout=20000)
+        tool.wait_for_selector("#launch-view[data-state=playing]", timeout=30000)
     except Exception as exc:  # say where the launch got stuck (frame URLs only: content() can hang there)
-        frames = "\n".join(f"{f.name!r} {f.url}" for f in (page.context.pages[-1].frames))
-        raise AssertionError(f"no player at {tool.url}:\n{frames}\n{server.log()[-3000:]}") from exc
+        urls = "\n".join(f"{f.name!r} {f.url}" for f in (page.context.pages[-1].frames))
+        raise AssertionError(f"no player at {tool.url}:\n{urls}\n{server.log()[-3000:]}") from exc
     return tool
 
 

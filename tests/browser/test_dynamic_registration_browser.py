@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from tests.browser import frames
 from tests.browser.test_launch_browser import wait_for_view
 
 
@@ -29,4 +30,4 @@ def test_dynamic_registration_then_launch(live_server, page):
     # And the new client can launch right away.
     page.goto(f"{live_server.platform_url}/devplatform/launch?client={client_id}&user=learner&target=iframe")
     page.wait_for_selector("iframe#tool-frame")
-    assert wait_for_view(page.frame(name="tool")) == "learner"
+    assert wait_for_view(frames.tool_frame(page)) == "learner"

@@ -8,18 +8,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.browser import frames
+
 
 def tool_frame(page):
-    page.wait_for_selector("iframe#tool-frame")
-    return page.frame(name="tool")
+    return frames.tool_frame(page)
 
 
 def wait_for_view(frame, timeout=30000):
+    """The landing view of a frame found by :func:`tool_frame`, or of a new-window page."""
     try:
         frame.wait_for_selector("#launch-view", timeout=timeout)
     except Exception as exc:  # say where the launch got stuck (frame URLs only: content() can hang there)
-        frames = "\n".join(f"{f.name!r} {f.url}" for f in (getattr(frame, "page", None) or frame).frames)
-        raise AssertionError(f"no launch view at {frame.url}:\n{frames}") from exc
+        owner = getattr(frame, "page", None) or frame
+        raise AssertionError(f"no launch view at {frame.url}:\n" + "\n".join(f.url for f in owner.frames)) from exc
     return frame.get_attribute("#launch-view", "data-view")
 
 

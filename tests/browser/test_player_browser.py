@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from tests.browser import frames
+
 from tests.integration.test_player_common import (
     MOOC,
     attempt_rows,
@@ -22,14 +24,7 @@ NATIVE_COURSE = MOOC / "hydrogen-fcev-basics-native"
 
 
 def tool_frame(page):
-    page.wait_for_selector("iframe#tool-frame")
-    frame = page.frame(name="tool")
-    try:
-        frame.wait_for_selector("#launch-view[data-state=playing]", timeout=20000)
-    except Exception as exc:  # say where the launch got stuck (frame URLs only: content() can hang there)
-        frames = "\n".join(f"{f.name!r} {f.url}" for f in page.frames)
-        raise AssertionError(f"no player at {frame.url}:\n{frames}") from exc
-    return frame
+    return frames.tool_frame(page, "#launch-view[data-state=playing]")
 
 
 def _child_frame(parent, selector: str, marker: str, timeout: int):
