@@ -29,6 +29,7 @@ migrate: setup
 
 run: migrate
 	$(BIN)/flask import-packages mooc_packages
+	$(BIN)/flask issuer-profile seed
 	-@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask devplatform-setup >/dev/null
 	@PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(BIN)/flask tool-config
 	@echo "lms_bridge:            http://$(HOST):$(PORT)/"
@@ -57,6 +58,10 @@ bench: setup-dev
 	$(BIN)/python benchmarks/launch_bench.py --backend postgres
 	$(BIN)/python benchmarks/progress_bench.py
 	$(BIN)/python benchmarks/import_bench.py
+	$(BIN)/python benchmarks/ags_bench.py
+	$(BIN)/python benchmarks/ags_bench.py --backend postgres
+	$(BIN)/python benchmarks/credentials_bench.py
+	$(BIN)/python benchmarks/credentials_issue_bench.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -51,11 +51,19 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(lti_bp)
     app.register_blueprint(player_bp)
     app.register_blueprint(admin_bp)
+    from .grading.views import bp as grading_bp
+
+    app.register_blueprint(grading_bp)
     from .api import bp as api_bp
     from .packages.content import bp as content_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(content_bp)
+    from .credentials.admin import bp as credentials_admin_bp
+    from .credentials.views import bp as credentials_bp
+
+    app.register_blueprint(credentials_bp)
+    app.register_blueprint(credentials_admin_bp)
     if app.config["DEVPLATFORM_ENABLED"]:
         from .devplatform.cli import register_cli as register_devplatform_cli
         from .devplatform.views import bp as dev_bp
@@ -93,14 +101,19 @@ def _wire_delivery() -> None:
     outbox_service.on_enqueued_commit(outbox_worker.kick)
     events.on_committed(outbox_worker.kick)
     outbox_service.register_pump(events.relay, events.pending)
+    from .grading import passback as _passback  # noqa: F401  (the ags.score handler and its progress subscriber)
 
 
 def _import_models() -> None:
     """Import every model module so Alembic and create_all see all tables."""
     from . import shared_store  # noqa: F401
     from .admin import models as _admin  # noqa: F401
+    from .credentials import models as _credentials  # noqa: F401
     from .devplatform import models as _dev  # noqa: F401
+    from .grading import models as _grading  # noqa: F401
+    from .grading import nrps as _rosters  # noqa: F401  (Roster, RosterMember)
     from .lti import models as _lti  # noqa: F401
     from .outbox import models as _outbox  # noqa: F401
     from .packages import models as _packages  # noqa: F401
+    from .player import binding as _binding  # noqa: F401  (LinkBinding)
     from .player import models as _player  # noqa: F401

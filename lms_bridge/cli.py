@@ -6,6 +6,7 @@ import json
 import click
 from flask import current_app
 
+from .credentials.cli import register_cli as register_credentials_cli
 from .extensions import db
 from .outbox.cli import register as register_outbox_cli
 from .packages.cli import register_cli as register_package_cli
@@ -14,6 +15,7 @@ from .packages.cli import register_cli as register_package_cli
 def register_cli(app) -> None:
     register_package_cli(app)
     register_outbox_cli(app)
+    register_credentials_cli(app)
     @app.cli.command("register-platform")
     @click.option("--issuer", required=True, help="The platform's issuer (Moodle: the site URL, no trailing slash).")
     @click.option("--client-id", required=True)

@@ -174,6 +174,33 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
             "responses": {"200": _json(b.ref(s.SkillListSchema), "Skills and occupations, most used first."),
                           "400": bad_request},
         }},
+        "/api/v1/verify": {"post": {
+            "operationId": "verifyCredential",
+            "summary": "Verify an Open Badges 3.0 credential (any issuer)",
+            "description": "Checks the format, the issuer's key (for credentials of this tool's issuers: only a key "
+                           "the issuer publishes), the signature (VC-JWT or eddsa-rdfc-2022 Data Integrity proof), "
+                           "the OB 3.0 schema, validity dates and revocation (Bitstring Status List), and says "
+                           "plainly what each check found. Open to any origin (CORS), no credentials.",
+            "tags": ["credentials"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["credential"],
+                "properties": {"credential": {"oneOf": [
+                    {"type": "object", "description": "An OpenBadgeCredential (JSON, with a Data Integrity proof)"},
+                    {"type": "string", "description": "A VC-JWT (compact JWS)"}]}}}}}},
+            "responses": {
+                "200": _json({"type": "object", "required": ["ok", "checks"], "properties": {
+                    "ok": {"type": "boolean"},
+                    "format": {"type": "string", "enum": ["vc-jwt", "data-integrity", "unsigned", "unknown"]},
+                    "checks": {"type": "array", "items": {"type": "object", "required": ["name", "ok", "detail"],
+                                                          "properties": {"name": {"type": "string"},
+                                                                         "ok": {"type": "boolean"},
+                                                                         "skipped": {"type": "boolean"},
+                                                                         "detail": {"type": "string"}}}}},
+                    "additionalProperties": True}, "What was checked, and whether the credential is valid."),
+                "400": _json(error, "The body is not JSON of the form {\"credential\": ...}."),
+                "413": _json(error, "The body is larger than 1 MB."),
+            },
+        }},
         "/api/v1/openapi.json": {"get": {
             "operationId": "getOpenApi",
             "summary": "This description",
@@ -195,7 +222,7 @@ def build_spec(server_url: str = "/") -> dict[str, Any]:
             "license": {"name": "Course metadata: see each course's licence"},
         },
         "servers": [{"url": server_url}],
-        "tags": [{"name": "catalogue"}, {"name": "meta"}],
+        "tags": [{"name": "catalogue"}, {"name": "credentials"}, {"name": "meta"}],
         "paths": paths,
         "components": {"schemas": dict(sorted(b.components.items()))},
     }

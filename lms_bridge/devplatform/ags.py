@@ -18,14 +18,33 @@
 URLs are Moodle-shaped: ``.../lineitems/5/lineitem?type_id=1``; the ``/scores`` and
 ``/results`` suffixes go into the path, before the query.  Line items belong to the client
 whose token is used; other clients' items are invisible (404).
+
+A score POST with an ``Idempotency-Key`` header that was already stored for the line item is
+answered again (200 ``null``) without storing it twice: a tool retrying after a lost answer.
+
+**Fault injection** (for tests; :func:`set_fault`, ``PUT /devplatform/faults``): the AGS endpoints
+(``scores``, ``lineitems``, ``lineitem``, ``results``), the ``token`` endpoint and NRPS
+``memberships`` can be made to behave like an LMS in trouble, for the next K calls and/or for T
+seconds, in every worker (the fault lives in the shared store): ``down`` (503 from a proxy),
+``reset`` (the connection is closed without an answer), ``slow`` (answer after N seconds), ``error``
+(500), ``throttle`` (429 with ``Retry-After``), ``refuse`` (401, Moodle when "Accept grades from the
+tool" is off) and ``incorrect_score`` (Moodle's 400 "Incorrect score received").
 """
 from __future__ import annotations
 
+import secrets
+import socket
+import time
 from datetime import datetime
 from urllib.parse import urlencode
 
+from flask import Response, request
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy.exc import IntegrityError
+
 from ..extensions import db
 from ..lti.registration import AGS_SCOPES
+from ..shared_store import store
 from . import platform
 from .models import DevClient, DevLineItem, DevResourceLink, DevScore
 
@@ -193,9 +212,14 @@ def _number(body: dict, key: str) -> float | None:
     return float(value)
 
 
-def post_score(client: DevClient, context_id: str, item_id: int, body) -> DevScore:
-    """Store a score (AGS §3.4.5 score fields, §3.4.6 timestamp rule)."""
+def post_score(client: DevClient, context_id: str, item_id: int, body, idempotency_key: str | None = None) -> DevScore:
+    """Store a score (AGS §3.4.5 score fields, §3.4.6 timestamp rule), once per ``idempotency_key``."""
     item = get_item(client, context_id, item_id)
+    if idempotency_key:
+        idempotency_key = idempotency_key[:255]
+        stored = _stored_score(item.id, idempotency_key)
+        if stored is not None:
+            return stored
     if not isinstance(body, dict):
         raise ServiceError(400, "The body must be a JSON score object.")
     user_id = body.get("userId")
@@ -225,10 +249,22 @@ def post_score(client: DevClient, context_id: str, item_id: int, body) -> DevSco
         raise ServiceError(400, "comment must be a string.")
     score = DevScore(line_item_id=item.id, user_id=str(user_id), score_given=given, score_maximum=maximum,
                      activity_progress=body["activityProgress"], grading_progress=body["gradingProgress"],
-                     timestamp=timestamp, comment=comment)
+                     timestamp=timestamp, comment=comment, idempotency_key=idempotency_key or None)
     db.session.add(score)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same retried POST, in another worker at the same moment
+        db.session.rollback()
+        stored = _stored_score(item.id, idempotency_key) if idempotency_key else None
+        if stored is None:
+            raise
+        return stored
     return score
+
+
+def _stored_score(item_id: int, idempotency_key: str) -> DevScore | None:
+    return db.session.execute(db.select(DevScore).filter_by(line_item_id=item_id, idempotency_key=idempotency_key)
+                              ).scalar_one_or_none()
 
 
 def effective_scores(scores: list[DevScore]) -> tuple[dict[tuple[int, str], DevScore], set[int]]:
@@ -278,3 +314,111 @@ def results(client: DevClient, context_id: str, item_id: int, args) -> tuple[lis
             result["comment"] = score.comment
         out.append(result)
     return out, next_link(base, args, limit, start, len(rows))
+
+
+# -- fault injection (tests) --------------------------------------------------------------------
+
+FAULT_KEY = "devplatform:ags-fault"
+FAULT_MODES = ("down", "reset", "slow", "error", "throttle", "refuse", "incorrect_score")
+FAULT_ENDPOINTS = ("scores", "lineitems", "lineitem", "results", "token", "memberships")
+FAULT_FOREVER = 7 * 24 * 3600
+MAX_SLOW = 120.0
+
+
+class FaultSchema(Schema):
+    """A fault to inject (``PUT /devplatform/faults``)."""
+
+    mode = fields.String(required=True, validate=validate.OneOf(FAULT_MODES))
+    endpoints = fields.List(fields.String(validate=validate.OneOf(FAULT_ENDPOINTS)), validate=validate.Length(min=1),
+                            load_default=lambda: ["scores"])
+    calls = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    seconds = fields.Float(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    delay = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=MAX_SLOW))
+    retry_after = fields.Integer(load_default=1, validate=validate.Range(min=0))
+
+
+def set_fault(spec) -> dict:
+    """Inject a fault (see the module docstring). ``spec``: ``mode``; ``endpoints`` (default
+    ``["scores"]``); ``calls`` (the next K calls) and/or ``seconds`` (for T seconds), neither: until
+    cleared; ``delay`` (``slow``, seconds); ``retry_after`` (``throttle``, seconds, default 1)."""
+    if not isinstance(spec, dict):
+        raise ServiceError(400, "The body must be a JSON object with at least a mode.")
+    try:
+        fault = FaultSchema().load(spec)
+    except ValidationError as err:
+        raise ServiceError(400, "; ".join(f"{name}: {' '.join(map(str, msgs if isinstance(msgs, list) else [msgs]))}"
+                                          for name, msgs in sorted(err.messages.items())))
+    now = time.time()
+    fault.update(id=secrets.token_hex(6), since=now, until=now + fault["seconds"] if fault["seconds"] is not None else None)
+    store().put(FAULT_KEY, fault, max(1, int(fault["seconds"])) if fault["seconds"] else FAULT_FOREVER)
+    return describe_fault(fault)
+
+
+def clear_fault() -> None:
+    store().delete(FAULT_KEY)
+
+
+def _served_key(fault: dict) -> str:
+    return f"{FAULT_KEY}:{fault['id']}:served"
+
+
+def describe_fault(fault: dict | None = None) -> dict:
+    """The fault in force (``active``) and how many calls it answered (``served``)."""
+    fault = fault if fault is not None else store().get(FAULT_KEY)
+    if fault is None:
+        return {"active": False}
+    served = int(store().get(_served_key(fault)) or 0)
+    left = None if fault.get("calls") is None else max(0, int(fault["calls"]) - served)
+    active = left != 0 and (fault.get("until") is None or time.time() < fault["until"])
+    return {**fault, "active": active, "served": min(served, fault["calls"]) if fault.get("calls") is not None
+            else served, "calls_left": left}
+
+
+def fault_for(endpoint: str) -> dict | None:
+    """The fault that answers this call of ``endpoint`` (counting it), or None."""
+    fault = store().get(FAULT_KEY)
+    if fault is None or endpoint not in fault["endpoints"]:
+        return None
+    if fault.get("until") is not None and time.time() >= fault["until"]:
+        return None
+    served = store().incr(_served_key(fault), FAULT_FOREVER)
+    if fault.get("calls") is not None and served > fault["calls"]:
+        return None
+    return fault
+
+
+_FAULT_ENDPOINTS = {"devplatform.scores": "scores", "devplatform.lineitems": "lineitems",
+                    "devplatform.lineitem": "lineitem", "devplatform.results": "results", "devplatform.token": "token",
+                    "devplatform.memberships": "memberships"}  # NRPS too (the roster dashboard's tests)
+
+
+def fault_response(endpoint: str | None) -> Response | None:
+    """What a failing LMS answers to this request, or None to answer normally (``slow`` sleeps first)."""
+    name = _FAULT_ENDPOINTS.get(endpoint or "")
+    fault = fault_for(name) if name else None
+    if fault is None:
+        return None
+    mode = fault["mode"]
+    if mode == "slow":
+        time.sleep(fault["delay"])
+        return None
+    if mode == "reset":
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the tool sees the connection drop, no answer
+            except OSError:
+                pass
+        return Response("", status=503)
+    if mode == "down":
+        return Response("<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request."
+                        "</body></html>", status=503, mimetype="text/html")
+    if mode == "error":
+        return Response("<html><body><h1>Internal Server Error</h1></body></html>", status=500, mimetype="text/html")
+    if mode == "throttle":
+        return Response('{"error": "too_many_requests"}', status=429, mimetype="application/json",
+                        headers={"Retry-After": str(fault["retry_after"])})
+    if mode == "refuse":
+        # Moodle's answer when the tool type does not accept grades (mod/lti/services: check_tool fails).
+        return Response("Unauthorized", status=401, mimetype="text/plain")
+    return Response("Incorrect score received", status=400, mimetype="text/plain")

@@ -33,6 +33,34 @@ C = platform.C
 DL = platform.DL
 
 
+# What a teacher may change in a deep linking request from the launch page (DL 2.0 §4.4.1), as
+# ``dl_<name>`` query parameters; everything else stays as Moodle sends it.
+CONTENT_ITEM_TYPES = ("ltiResourceLink", "link", "file", "html", "image")
+
+
+def request_options(values) -> dict:
+    """``accept_types``, ``accept_multiple`` and ``accept_lineitem`` for the deep linking settings,
+    from ``dl_accept_types`` (comma-separated), ``dl_accept_multiple`` and ``dl_accept_lineitem``
+    (``1``/``0``), or a dict of them as carried in the message hint. Raises ValueError."""
+    if not values:
+        return {}
+    options: dict = {}
+    types = values.get("dl_accept_types", values.get("accept_types"))
+    if types not in (None, ""):
+        names = [t.strip() for t in types.split(",")] if isinstance(types, str) else types
+        if not isinstance(names, list) or not names or any(t not in CONTENT_ITEM_TYPES for t in names):
+            raise ValueError(f"accept_types must be a comma-separated list of {', '.join(CONTENT_ITEM_TYPES)}")
+        options["accept_types"] = list(dict.fromkeys(names))
+    for name in ("accept_multiple", "accept_lineitem"):
+        value = values.get("dl_" + name, values.get(name))
+        if value in (None, ""):
+            continue
+        if value not in ("0", "1", True, False):
+            raise ValueError(f"{name} must be 1 or 0")
+        options[name] = value in ("1", True)
+    return options
+
+
 class DeepLinkError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)

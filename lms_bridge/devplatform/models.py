@@ -48,9 +48,14 @@ class DevLineItem(db.Model):
 
 
 class DevScore(db.Model):
-    """Every score the platform received (AGS §3.4), kept in order of arrival."""
+    """Every score the platform received (AGS §3.4), kept in order of arrival.
+
+    ``idempotency_key`` is the tool's ``Idempotency-Key`` header, when it sends one: a retried POST
+    whose first answer was lost (a timeout) is answered again without storing the score twice.
+    """
 
     __tablename__ = "dev_score"
+    __table_args__ = (db.UniqueConstraint("line_item_id", "idempotency_key"),)
 
     id = db.Column(db.Integer, primary_key=True)
     line_item_id = db.Column(db.Integer, db.ForeignKey("dev_line_item.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -61,6 +66,7 @@ class DevScore(db.Model):
     grading_progress = db.Column(db.String(20), nullable=False)
     timestamp = db.Column(db.String(40), nullable=False)
     comment = db.Column(db.Text, nullable=True)
+    idempotency_key = db.Column(db.String(255), nullable=True)
     received_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 

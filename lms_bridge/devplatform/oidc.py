@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..extensions import db
 from . import platform
+from .deeplinking import request_options
 from .models import DevClient, DevResourceLink
 
 
@@ -97,8 +98,13 @@ def authorize(params: dict) -> AuthResponse:
         if not platform.is_teacher(user):
             fail("invalid_request", "Only teachers and administrators may add content (deep linking).")
         target_link_uri = platform.deep_linking_target(client)
+    try:  # options of a deep linking request travel in the hint; checked again, the hint came back via the tool
+        options = request_options(hint.get("dl")) if message_type == "LtiDeepLinkingRequest" else {}
+    except ValueError as exc:
+        fail("invalid_request", f"lti_message_hint: {exc}.")
     id_token = platform.build_id_token(client, user, message_type=message_type, link=link, nonce=nonce,
-                                       document_target=document_target, target_link_uri=target_link_uri)
+                                       document_target=document_target, target_link_uri=target_link_uri,
+                                       deep_linking=options)
     return AuthResponse(redirect_uri, {"id_token": id_token, "state": state})
 
 
@@ -122,7 +128,7 @@ class LoginInitiation:
 
 
 def login_initiation(client: DevClient, user: dict, *, message_type: str, link: DevResourceLink | None,
-                     target: str, storage: bool) -> LoginInitiation:
+                     target: str, storage: bool, deep_linking: dict | None = None) -> LoginInitiation:
     conf = client.tool_configuration or {}
     if message_type == "LtiResourceLinkRequest":
         target_link_uri = link.target_link_uri
@@ -132,7 +138,7 @@ def login_initiation(client: DevClient, user: dict, *, message_type: str, link: 
         "iss": platform.issuer(),
         "login_hint": user["sub"],
         "target_link_uri": target_link_uri,
-        "lti_message_hint": platform.message_hint(message_type, link, target),
+        "lti_message_hint": platform.message_hint(message_type, link, target, deep_linking),
         "client_id": client.client_id,
         "lti_deployment_id": client.deployment_id,
     }

@@ -349,11 +349,14 @@ def _register_with_tool(client: DevClient) -> None:
 # -- launches --------------------------------------------------------------------------------
 
 
-def message_hint(message_type: str, link: DevResourceLink | None, document_target: str) -> str:
+def message_hint(message_type: str, link: DevResourceLink | None, document_target: str,
+                 deep_linking: dict | None = None) -> str:
     """``lti_message_hint``: JSON, as Moodle sends it (opaque to the tool, LTI Core §4.1.1)."""
     hint = {"message_type": message_type, "document_target": document_target, "launchid": uuid.uuid4().hex}
     if link is not None:
         hint["resource_link_id"] = link.resource_link_id
+    if deep_linking:
+        hint["dl"] = deep_linking  # the teacher's deep linking request options (devplatform.deeplinking)
     return json.dumps(hint, separators=(",", ":"))
 
 
@@ -370,7 +373,8 @@ def memberships_url(client: DevClient) -> str:
 
 
 def build_id_token(client: DevClient, user: dict, *, message_type: str, link: DevResourceLink | None,
-                   nonce: str, document_target: str, target_link_uri: str) -> str:
+                   nonce: str, document_target: str, target_link_uri: str,
+                   deep_linking: dict | None = None) -> str:
     """The id_token of a launch (LTI Core §5.1 and §5.3/5.4 claims; Security Framework §5.1.2),
     shaped like Moodle's: lifetime 60 s, ``context_memberships_url`` also in ``custom``."""
     now = int(time.time())
@@ -417,13 +421,14 @@ def build_id_token(client: DevClient, user: dict, *, message_type: str, link: De
         if link.text:
             claims[C + "resource_link"]["description"] = link.text
     elif message_type == "LtiDeepLinkingRequest":
-        claims[DL + "deep_linking_settings"] = _deep_linking_settings(client, user)
+        claims[DL + "deep_linking_settings"] = _deep_linking_settings(client, user, deep_linking)
     return sign(claims)
 
 
-def _deep_linking_settings(client: DevClient, user: dict) -> dict:
+def _deep_linking_settings(client: DevClient, user: dict, options: dict | None = None) -> dict:
     """Deep Linking 2.0 §4.4.1 settings, as Moodle sends them; the return URL carries a
-    one-time ``sesskey`` that remembers who asked, for which tool, and the opaque ``data``."""
+    one-time ``sesskey`` that remembers who asked, for which tool, and the opaque ``data``.
+    ``options`` (validated ``accept_types``/``accept_multiple``/``accept_lineitem``) change them."""
     sesskey = secrets.token_urlsafe(12)
     data = "dl-" + secrets.token_urlsafe(12)
     store().put("devplatform:sesskey:" + sesskey,
@@ -438,4 +443,5 @@ def _deep_linking_settings(client: DevClient, user: dict) -> dict:
         "auto_create": False,
         "title": "Add content to " + COURSE["title"],
         "data": data,
+        **(options or {}),
     }

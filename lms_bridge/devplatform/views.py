@@ -18,6 +18,7 @@ from ..web import check_csrf, error_page, log_event
 from . import ags, nrps, oauth, oidc, platform
 from . import registration as dynreg
 from .deeplinking import DeepLinkError, receive as receive_deep_link
+from .deeplinking import request_options as deep_linking_options
 from .models import DevLineItem, DevScore
 
 bp = Blueprint("devplatform", __name__, url_prefix="/devplatform")
@@ -99,8 +100,13 @@ def launch():
         return error_page(403, "Not allowed", "Only teachers and administrators may add content.", code="not_teacher")
     if message == "deeplink" and not platform.supports_deep_linking(client):
         return error_page(400, "No deep linking", "This tool did not register for deep linking.", code="no_deep_linking")
+    try:
+        options = deep_linking_options(args) if message == "deeplink" else {}
+    except ValueError as exc:
+        return error_page(400, "Bad deep linking request", f"{exc}.", code="bad_deep_linking_options")
     login = oidc.login_initiation(client, user, message_type="LtiResourceLinkRequest" if message == "resource"
-                                  else "LtiDeepLinkingRequest", link=link, target=target, storage=storage)
+                                  else "LtiDeepLinkingRequest", link=link, target=target, storage=storage,
+                                  deep_linking=options)
     config = {"toolOrigins": login.tool_origins, "window": login.window,
               "storage": "lti_storage_target" in login.fields}
     return _no_store(Response(render_template(
@@ -335,7 +341,8 @@ def scores(context_id, item_id):
     if failed:
         return failed
     try:
-        score = ags.post_score(client, context_id, item_id, _body(ags.SCORE_TYPE))
+        score = ags.post_score(client, context_id, item_id, _body(ags.SCORE_TYPE),
+                               idempotency_key=request.headers.get("Idempotency-Key"))
     except ags.ServiceError as err:
         log_event("devplatform.score.refused", logging.WARNING, client_id=client.client_id, reason=err.message)
         return _service_error(err)
@@ -366,6 +373,33 @@ def memberships(context_id):
     except ags.ServiceError as err:
         return _service_error(err)
     return _json(container, mimetype=nrps.MEMBERSHIPS_TYPE, headers={"Link": link} if link else None)
+
+
+# -- fault injection for tests (devplatform/ags.py) ------------------------------------------------
+
+
+@bp.before_request
+def injected_fault():
+    """Answer AGS and token calls as a failing LMS would, while a fault is injected."""
+    return ags.fault_response(request.endpoint)
+
+
+@bp.route("/faults", methods=["GET", "PUT", "DELETE"])
+def faults():
+    """GET the injected fault, PUT one (JSON, see ``ags.set_fault``), DELETE it."""
+    if request.method == "PUT":
+        if request.mimetype != "application/json":  # JSON only: no cross-site form can switch faults
+            return _json({"error": "request_failed", "error_description": "Send the fault as application/json."}, 415)
+        try:
+            fault = ags.set_fault(request.get_json(silent=True))
+        except ags.ServiceError as err:
+            return _service_error(err)
+        log_event("devplatform.fault.injected", logging.WARNING, **{k: fault[k] for k in ("mode", "endpoints")})
+        return _no_store(_json(fault))
+    if request.method == "DELETE":
+        ags.clear_fault()
+        return Response(status=204)
+    return _no_store(_json(ags.describe_fault()))
 
 
 # -- deep linking return ------------------------------------------------------------------------

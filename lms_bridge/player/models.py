@@ -33,7 +33,8 @@ def utcnow() -> datetime:
 
 COMPLETION_STATUSES = ("unknown", "not_attempted", "incomplete", "completed")
 SUCCESS_STATUSES = ("unknown", "passed", "failed")
-EVENT_KINDS = ("score_changed", "activity_completed", "course_completed")
+# progress_changed: an activity with a runtime opened for the first time (grade passback: activityProgress Started).
+EVENT_KINDS = ("score_changed", "activity_completed", "course_completed", "progress_changed")
 
 
 class Attempt(db.Model):

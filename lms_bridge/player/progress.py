@@ -507,6 +507,10 @@ def launch_activity(attempt: Attempt, activity_key: str) -> Launched:
         else:
             if row.completion_status == "not_attempted":
                 row.set("completion_status", "incomplete")
+                # First opened (the attempt's start, for its first activity): grade passback reports
+                # activityProgress Started (grading/passback.py).
+                _event(tx, "progress_changed", locked, rules, activity_key,
+                       {"activity_key": activity_key, "completion_status": "incomplete"})
             _write_row(tx, attempt_id, row)
         session = row.session_count
     return Launched(session=session, progress=_progress_row(attempt_id, activity_key), info=info)

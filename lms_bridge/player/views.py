@@ -45,7 +45,7 @@ from flask import (
 )
 
 from ..extensions import db
-from ..lti.launch import DL, C
+from ..lti.launch import C
 from ..lti.models import User
 from ..lti.roles import RoleSet
 from ..lti.state import LaunchSession, load_launch_session
@@ -80,14 +80,20 @@ def launch_or_404(token: str) -> LaunchSession:
 def landing(token: str):
     launch = launch_or_404(token)
     role_set = RoleSet.of(launch.roles)
+    # Teachers' launches open the grading pages: the Deep Linking picker, and for an activity the
+    # class dashboard (or, while the link names no course, the chooser that binds it).
     if launch.message_type == "LtiDeepLinkingRequest":
-        view = "deep_linking"
-    elif role_set.is_instructor:
-        view = "instructor"
-    else:
-        view = "learner"
+        from ..grading.views import deep_linking_landing
+
+        return deep_linking_landing(launch)
+    if role_set.is_instructor and launch.message_type == "LtiResourceLinkRequest" and launch.resource_link_pk:
+        from ..grading.views import instructor_landing
+
+        return instructor_landing(launch)
+    view = "instructor" if role_set.is_instructor else "learner"
     if view == "learner" and launch.message_type == "LtiResourceLinkRequest":
         return _player(launch, None)
+    # Other messages (submission review, data privacy), and instructors without a resource link.
     binding = None
     if view == "instructor":
         try:
@@ -96,7 +102,6 @@ def landing(token: str):
             binding = None
     return render_template(
         "player/landing.html", launch=launch, roles=role_set, view=view, d=launch.display, binding=binding,
-        deep_linking=launch.claims.get(DL + "deep_linking_settings") or {},
         presentation=launch.claims.get(C + "launch_presentation") or {},
     )
 

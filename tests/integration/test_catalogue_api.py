@@ -125,7 +125,7 @@ def titles(body) -> set[str]:
 def test_openapi_describes_every_endpoint(spec):
     assert spec["openapi"] == "3.1.0"
     assert set(spec["paths"]) == {"/api/v1/courses", "/api/v1/courses/{course_id}", "/api/v1/skills",
-                                  "/api/v1/openapi.json"}
+                                  "/api/v1/verify", "/api/v1/openapi.json"}
     params = {p["name"]: p for p in spec["paths"]["/api/v1/courses"]["get"]["parameters"]}
     assert set(params) == {"q", "skill", "eqf_level", "language", "source_project", "workload_min", "workload_max",
                            "page", "per_page", "sort"}

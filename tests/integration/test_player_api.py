@@ -373,7 +373,7 @@ def test_cmi5_statements_become_progress(live_server, cmi5):
     row = next(p for p in rows["progress"] if p["key"] == au["key"])
     assert (row["success"], row["scaled"], row["location"], row["time"]) == ("passed", 0.9, "q4", 90.0)
     kinds = [e["kind"] for e in rows["events"] if e["key"] == au["key"]]
-    assert kinds == ["score_changed", "score_changed"]  # failed 0.5, then passed 0.9
+    assert kinds == ["progress_changed", "score_changed", "score_changed"]  # opened, failed 0.5, then passed 0.9
 
 
 def test_cmi5_course_completes_by_move_on(live_server, cmi5):

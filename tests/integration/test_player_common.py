@@ -130,3 +130,29 @@ def attempt_rows(server, link: str | None = None, **filters):
 def url_path(url: str) -> str:
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def quiz_answers(server, version_id: int, identifier: str, correct: int | None = None) -> dict:
+    """A quiz form for a native or QTI quiz activity: the first ``correct`` questions answered right
+    (all when None), the others left blank; the key is read from the database, never from the page."""
+    def run():
+        from lms_bridge.extensions import db
+        from lms_bridge.packages.models import Activity
+
+        quiz = db.session.execute(db.select(Activity).filter_by(version_id=version_id, identifier=identifier)
+                                  ).scalar_one().quiz
+        db.session.remove()
+        return quiz
+
+    form: dict = {}
+    for i, q in enumerate(in_app(server, run)["questions"]):
+        if correct is not None and i >= correct:
+            continue
+        name = "q-" + q["identifier"]
+        if q["kind"] in ("single", "true_false"):
+            form[name] = next(c["identifier"] for c in q["choices"] if c["correct"])
+        elif q["kind"] == "multiple":
+            form[name] = [c["identifier"] for c in q["choices"] if c["correct"]]
+        elif q["kind"] == "fill_in":
+            form[name] = q["answers"][0]
+    return form
