@@ -12,7 +12,12 @@ import pytest
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run",
-        "--disable-component-update", "--disable-sync"]
+        "--disable-component-update", "--disable-sync",
+        # Keep cross-site iframes in their parent's renderer: under load, Playwright sometimes lost an
+        # iframe at its cross-site process swap (the frame kept the platform's URL for ever). The
+        # same-origin policy, cookie partitioning and third-party-cookie blocking the tests rely on
+        # do not depend on process isolation.
+        "--disable-site-isolation-trials", "--disable-features=IsolateOrigins,site-per-process"]
 
 
 def pytest_collection_modifyitems(config, items):
