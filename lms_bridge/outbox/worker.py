@@ -10,7 +10,8 @@
   on as many hosts as needed; web processes only *kick*: a commit that enqueued something puts one
   drain job on the queue (at most one waiting at a time, a Redis flag), a drain job that found a
   full batch puts two more (so idle workers join in while there is work), and each worker process
-  also sweeps every ``OUTBOX_POLL_SECONDS`` (retries falling due, lost kicks, expired leases).
+  also sweeps every ``OUTBOX_POLL_SECONDS`` (retries falling due, lost kicks, expired leases, jobs
+  lost with a worker that was killed): when there is due work and the queue is empty, it queues a job.
   Rows are claimed with ``FOR UPDATE SKIP LOCKED``, so workers never deliver the same row twice.
 * ``off``: nothing delivers (messages wait); for maintenance, or scripts that call
   :func:`lms_bridge.outbox.work_once` themselves.
@@ -30,6 +31,7 @@ from . import service
 log = logging.getLogger("lms_bridge.outbox")
 
 KICK_FLAG = "outbox:kick"
+KICK_FLAG_SECONDS = 30
 QUEUE = "lms_bridge-outbox"
 
 
@@ -118,10 +120,12 @@ def _enqueue_drain(app: Flask) -> None:
     rq_queue(app).enqueue(drain_job, job_timeout=600, result_ttl=0, failure_ttl=3600)
 
 
-def rq_kick(app: Flask) -> None:
-    """Make sure a drain job is waiting (one at a time: the flag is cleared when a job starts)."""
+def rq_kick(app: Flask, *, force: bool = False) -> None:
+    """Make sure a drain job is waiting (one at a time: the flag is cleared when a job starts).
+    ``force`` enqueues one even when the flag is up: the sweepers use it when the queue is empty,
+    since a worker killed between taking a job and clearing the flag leaves the flag up."""
     flag = app.config.get("REDIS_PREFIX", "lms_bridge:") + KICK_FLAG
-    if _redis(app).set(flag, "1", nx=True, ex=300):
+    if _redis(app).set(flag, "1", nx=not force, ex=KICK_FLAG_SECONDS) or force:
         _enqueue_drain(app)
 
 
@@ -152,6 +156,14 @@ def _sweep_needed() -> bool:
     return bool(due) or service.pumps_pending()
 
 
+def sweep_once(app: Flask) -> bool:
+    """Queue a drain job when there is due work; whatever the flag says when the queue is empty."""
+    if not _sweep_needed():
+        return False
+    rq_kick(app, force=rq_queue(app).count == 0)
+    return True
+
+
 def run_rq_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> None:
     """``flask outbox-worker``: an RQ worker for the outbox queue, plus this process's sweeper."""
     from rq import SimpleWorker
@@ -163,8 +175,7 @@ def run_rq_worker(app: Flask, *, burst: bool = False, name: str | None = None) -
         with app.app_context():
             while not stop.wait(poll):
                 try:
-                    if _sweep_needed():
-                        rq_kick(app)
+                    sweep_once(app)
                 except Exception:
                     log.exception("outbox sweeper")
                 finally:

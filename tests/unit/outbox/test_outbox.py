@@ -332,3 +332,30 @@ def test_rq_workers_on_redis_deliver_what_was_kicked(app, ctx):
         assert sorted(p["key"] for _, _, p in received if p.get("key") in keys) == sorted(keys)
     finally:
         app.config["OUTBOX_WORKER"] = "off"
+
+
+@pytest.mark.skipif(backend() != "postgres", reason="RQ needs Redis: run with LMS_BRIDGE_TEST_BACKEND=postgres")
+def test_sweeper_requeues_when_a_killed_worker_left_the_kick_flag_up(app, ctx):
+    """A worker killed between raising the kick flag and queueing the job leaves the flag up and the
+    queue empty: web kicks are then ignored, so the sweepers must queue a job anyway."""
+    from rq import SimpleWorker
+
+    from lms_bridge.outbox import worker as outbox_worker
+
+    k = key()
+    enqueue(k, {"key": k})  # OUTBOX_WORKER=off: nothing kicked
+    app.config["OUTBOX_WORKER"] = "rq"
+    try:
+        redis = outbox_worker._redis(app)
+        queue = outbox_worker.rq_queue(app)
+        queue.empty()
+        redis.set(app.config["REDIS_PREFIX"] + outbox_worker.KICK_FLAG, "1", ex=60)
+        outbox_worker.rq_kick(app)
+        assert queue.count == 0  # the stuck flag swallows an ordinary kick
+        assert outbox_worker.sweep_once(app) and queue.count == 1
+        SimpleWorker([queue], connection=redis).work(burst=True)
+        assert payloads(k) == [{"key": k}]
+        assert not outbox_worker.sweep_once(app)  # nothing due: no job
+    finally:
+        app.config["OUTBOX_WORKER"] = "off"
+
