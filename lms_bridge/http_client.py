@@ -1,6 +1,9 @@
 """Outbound HTTP: one pooled session per process, a timeout on every call."""
 from __future__ import annotations
 
+import email.utils
+import time
+
 import requests
 from flask import current_app
 
@@ -15,6 +18,22 @@ class OutboundError(Exception):
         super().__init__(f"{url}: {message}")
         self.url = url
         self.status = status
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` (RFC 9110 §10.2.3): delay seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def session() -> requests.Session:

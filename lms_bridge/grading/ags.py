@@ -19,7 +19,6 @@ send grades, Moodle's 400 "Incorrect score received").
 """
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
@@ -28,7 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from ..http_client import session, timeout
+from ..http_client import parse_retry_after, session, timeout
 from . import tokens
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/scope/"
@@ -117,22 +116,6 @@ def parse_link_header(value: str | None, base_url: str = "") -> dict[str, str]:
             for rel in raw.strip('"').split():
                 links.setdefault(rel.lower(), urljoin(base_url, target))
     return links
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` (RFC 9110 §10.2.3): delay seconds or an HTTP date; None when absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _excerpt(resp: requests.Response) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import requests
 
-from ..http_client import session, timeout
+from ..http_client import parse_retry_after, session, timeout
 from ..lti.keys import sign_jwt
 from ..shared_store import store
 
@@ -235,7 +235,6 @@ def _request(registration, scopes: tuple[str, ...]) -> AccessToken:
 
 def token_failure(url: str, status: int, body, content_type: str, text: str, retry_after: str | None) -> TokenError:
     """Say plainly why the platform gave no token and what to do."""
-    from .ags import parse_retry_after
 
     if status == 429 or status >= 500:
         return TokenError(f"the token endpoint {url} answered HTTP {status}", transient=True, status=status,

@@ -24,13 +24,12 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
 import requests
 
 from ... import http_client
+from ...http_client import parse_retry_after
 from ...extensions import db
 from ...outbox import Delivery, Permanent, RetryLater, handler
 from ..models import Completion, CourseIssuing, DeliveryReceipt, IssuerProfile, utcnow
@@ -198,17 +197,8 @@ def receiver_message(resp: requests.Response) -> str:
 
 
 def retry_after(resp: requests.Response) -> float | None:
-    """Seconds of a ``Retry-After`` header (RFC 9110 §10.2.3: delay-seconds or an HTTP date)."""
-    value = (resp.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Seconds of the answer's ``Retry-After`` header, if any."""
+    return parse_retry_after(resp.headers.get("Retry-After"))
 
 
 def record_receipt(completion_id: int, connector: str, *, external_id: str | None = None, note: str | None = None,
